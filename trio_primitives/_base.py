@@ -1,0 +1,105 @@
+"""WorkflowPrimitive, the ``>>`` and ``|`` operators, and the engine's base class."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import trio
+
+from ._context import WorkflowContext
+from ._errors import not_a_primitive
+
+if TYPE_CHECKING:
+    from ._compose import ParallelPrimitive, SequentialPrimitive
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+R = TypeVar("R")
+
+
+class WorkflowPrimitive(ABC, Generic[In, Out]):
+    """A step of a workflow: ``await p.execute(input_data, context)``.
+
+    Subclass it and implement ``execute`` to make a primitive of your own; it
+    then composes with every other primitive (``a >> b``, ``a | b``) and is
+    awaited in place, in the caller's task, when a workflow runs it.
+    """
+
+    __slots__ = ()
+
+    @abstractmethod
+    async def execute(self, input_data: In, context: WorkflowContext) -> Out:
+        """Run this step on *input_data* and return its output."""
+
+    async def _run(self, input_data: In, context: WorkflowContext) -> Out:
+        # What composites call: the trio-native path. A user subclass runs
+        # through its own execute; the library's primitives override this.
+        return await self.execute(input_data, context)
+
+    def __rshift__(self, then: WorkflowPrimitive[Out, R]) -> SequentialPrimitive[In, R]:
+        """``a >> b``: b runs on a's output. Chains flatten: ``a >> b >> c`` has three steps."""
+        from ._compose import SequentialPrimitive
+
+        if not isinstance(then, WorkflowPrimitive):
+            not_a_primitive(">>", then)
+        return SequentialPrimitive._flat(self, then)
+
+    def __rrshift__(self, other: object) -> Any:
+        not_a_primitive(">>", other)
+
+    def __or__(self, other: WorkflowPrimitive[In, R]) -> ParallelPrimitive[In, Out | R]:
+        """``a | b``: both run concurrently on the same input; results in order.
+
+        ``|`` is left-associative and adds one branch: ``a | b | c`` is a flat
+        fan-out of three, while a parenthesized fan-out on the right,
+        ``a | (b | c)``, is one branch whose result is a nested list.
+        """
+        from ._compose import ParallelPrimitive
+
+        if not isinstance(other, WorkflowPrimitive):
+            not_a_primitive("|", other)
+        branches: list[WorkflowPrimitive[In, Any]] = [self, other]
+        return ParallelPrimitive(branches)
+
+    def __ror__(self, other: object) -> Any:
+        not_a_primitive("|", other)
+
+
+class Primitive(WorkflowPrimitive[In, Out]):
+    """Base of the library's own primitives: ``_run`` is the implementation.
+
+    A run-time subclass that overrides ``execute`` (as TTA.dev users do) is
+    honoured everywhere: composites then call its ``execute``, and its
+    ``super().execute(...)`` still reaches the library's implementation.
+    """
+
+    __slots__ = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "_run" in cls.__dict__:
+            cls._engine_run = cls.__dict__["_run"]  # type: ignore[attr-defined]
+        if "execute" in cls.__dict__:
+            cls._run = WorkflowPrimitive._run  # type: ignore[method-assign]
+
+    async def execute(self, input_data: In, context: WorkflowContext) -> Out:
+        """Run this primitive on *input_data* in the calling trio task.
+
+        Raises:
+            RuntimeError: when called outside a trio task.
+        """
+        if not trio.lowlevel.in_trio_task():
+            _outside_trio(self)
+        return await self._engine_run(input_data, context)  # type: ignore[attr-defined,no-any-return]
+
+    @abstractmethod
+    async def _run(self, input_data: In, context: WorkflowContext) -> Out: ...
+
+
+def _outside_trio(primitive: object) -> Any:
+    msg = (
+        f"{primitive!r}.execute() must be awaited from a trio task; run your "
+        f"workflow under trio.run(main)"
+    )
+    raise RuntimeError(msg)
