@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
 import trio
 
@@ -45,9 +45,6 @@ class WorkflowPrimitive(ABC, Generic[In, Out]):
             not_a_primitive(">>", then)
         return SequentialPrimitive._flat(self, then)
 
-    def __rrshift__(self, other: object) -> Any:
-        not_a_primitive(">>", other)
-
     def __or__(self, other: WorkflowPrimitive[In, R]) -> ParallelPrimitive[In, Out | R]:
         """``a | b``: both run concurrently on the same input; results in order.
 
@@ -62,8 +59,16 @@ class WorkflowPrimitive(ABC, Generic[In, Out]):
         branches: list[WorkflowPrimitive[In, Any]] = [self, other]
         return ParallelPrimitive(branches)
 
-    def __ror__(self, other: object) -> Any:
-        not_a_primitive("|", other)
+    if not TYPE_CHECKING:
+        # Run time only: ``3 >> p`` and ``func | p`` get a TypeError that
+        # suggests LambdaPrimitive, while mypy, seeing no reflected operator,
+        # still reports them as errors (typed as Any they would pass silently).
+
+        def __rrshift__(self, other: object) -> NoReturn:
+            not_a_primitive(">>", other)
+
+        def __ror__(self, other: object) -> NoReturn:
+            not_a_primitive("|", other)
 
 
 class Primitive(WorkflowPrimitive[In, Out]):

@@ -21,13 +21,28 @@ def _check_steps(
     if isinstance(primitives, WorkflowPrimitive):
         msg = f"{kind} takes a list of primitives, got a single {primitives!r}; write {kind}([{primitives!r}, ...])"
         raise TypeError(msg)
-    steps = list(primitives)
+    try:
+        iterator = iter(primitives)
+    except TypeError:
+        msg = (
+            f"{kind} takes a list of primitives, got {type(primitives).__qualname__} "
+            f"({primitives!r}); write {kind}([first, second, ...])"
+        )
+        raise TypeError(msg) from None
+    steps = list(iterator)
     if not steps:
-        msg = f"{kind} needs at least one primitive, got an empty list"
+        msg = (
+            f"{kind} needs at least one primitive, got an empty list; pass the "
+            f"steps to run, e.g. {kind}([LambdaPrimitive(func)])"
+        )
         raise ValueError(msg)
-    for step in steps:
+    for index, step in enumerate(steps):
         if not isinstance(step, WorkflowPrimitive):
-            not_a_primitive(kind, step)
+            msg = (
+                f"{kind} takes primitives, got {type(step).__qualname__} ({step!r}) "
+                f"at index {index}; wrap a function in LambdaPrimitive(func) first"
+            )
+            raise TypeError(msg)
     return steps
 
 
@@ -82,7 +97,8 @@ class ParallelPrimitive(Primitive[In, list[Out]]):
     Branches run in a trio nursery scoped to the call, and share the caller's
     context: a write to ``context.state`` by one branch is visible to the
     others as soon as it is made. A branch that is a sync function runs in the
-    caller's task without a task of its own. When a branch fails, its siblings
+    caller's task without a task of its own (a fan-out of sync functions opens
+    no nursery and adds no checkpoint). When a branch fails, its siblings
     are cancelled and have finished before the failure propagates: as itself
     when one branch failed, as an ``ExceptionGroup`` of every failure when
     several failed independently. An outer cancellation propagates as
@@ -105,6 +121,10 @@ class ParallelPrimitive(Primitive[In, list[Out]]):
         """``(a | b) | c``: adds *other* as one more branch (see WorkflowPrimitive.__or__)."""
         if not isinstance(other, WorkflowPrimitive):
             not_a_primitive("|", other)
+        if type(self) is not ParallelPrimitive:
+            # A run-time subclass (one that overrides execute) is one branch,
+            # as SequentialPrimitive._flat keeps a subclassed sequence whole.
+            return super().__or__(other)
         branches: list[WorkflowPrimitive[In, Any]] = [*self.primitives, other]
         return ParallelPrimitive(branches)
 
@@ -112,17 +132,32 @@ class ParallelPrimitive(Primitive[In, list[Out]]):
         return _join("ParallelPrimitive", " | ", self.primitives)
 
     async def _run(self, input_data: In, context: WorkflowContext) -> list[Out]:
-        results: list[Any] = [None] * len(self._plan)
+        plan = self._plan
+        results: list[Any] = [None] * len(plan)
+        # Branches that answer synchronously run inline, in order. A nursery is
+        # opened only at the first awaitable branch: an all-sync fan-out adds no
+        # schedule point (an empty nursery's exit is one).
+        index = 0
+        for func, is_async in plan:
+            value = func(input_data, context)
+            if is_async or isinstance(value, Awaitable):
+                break
+            results[index] = value
+            index += 1
+        else:
+            return results
         try:
             async with trio.open_nursery() as nursery:
-                for index, (func, is_async) in enumerate(self._plan):
+                nursery.start_soon(_store, results, index, value)
+                for later in range(index + 1, len(plan)):
+                    func, is_async = plan[later]
                     value = func(input_data, context)
                     if is_async or isinstance(value, Awaitable):
-                        nursery.start_soon(_store, results, index, value)
+                        nursery.start_soon(_store, results, later, value)
                     else:
-                        results[index] = value
+                        results[later] = value
         except BaseExceptionGroup as group:
-            collapse(group)
+            collapse(group, self, context.workflow_id)
         return results
 
 
@@ -135,8 +170,11 @@ def _join(
 ) -> str:
     # A fan-out operand is parenthesized so the repr reads back as the same shape
     # (``>>`` binds tighter than ``|``); a one-step composite names itself.
-    if len(primitives) == 1:
-        return f"{kind}([{primitives[0]!r}])"
+    if len(primitives) == 1 or (
+        kind == "ParallelPrimitive" and isinstance(primitives[0], ParallelPrimitive)
+    ):
+        # ``(a | b) | c`` would read back as three flat branches: name the shape.
+        return f"{kind}([{', '.join(map(repr, primitives))}])"
     return op.join(
         f"({p!r})" if isinstance(p, ParallelPrimitive) else repr(p) for p in primitives
     )

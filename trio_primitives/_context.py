@@ -1,7 +1,8 @@
 """WorkflowContext: the object that flows through every call of a workflow."""
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: the package re-exports this
+# class as ``trio_primitives.WorkflowContext``, where ``typing.get_type_hints``
+# (cattrs, pydantic, attrs.resolve_types) would look the field types up by name.
 import time
 import uuid
 from typing import Any
@@ -76,7 +77,7 @@ class WorkflowContext:
             return None
         return max(0.0, deadline - trio.current_time())
 
-    def create_child_context(self) -> WorkflowContext:
+    def create_child_context(self) -> "WorkflowContext":
         """A child for a nested workflow: same trace and correlation, shared ``state``."""
         return WorkflowContext(
             workflow_id=self.workflow_id,
@@ -95,14 +96,14 @@ class WorkflowContext:
         )
 
     @classmethod
-    def root(cls, workflow_id: str, **fields: Any) -> WorkflowContext:
+    def root(cls, workflow_id: str, **fields: Any) -> "WorkflowContext":
         """A context that starts a new trace: fresh ``trace_id`` and ``span_id``."""
         fields.setdefault("trace_id", _hex_id(16))
         fields.setdefault("span_id", _hex_id(8))
         return cls(workflow_id=workflow_id, **fields)
 
     @classmethod
-    def child(cls, parent: WorkflowContext, step_name: str) -> WorkflowContext:
+    def child(cls, parent: "WorkflowContext", step_name: str) -> "WorkflowContext":
         """A child of *parent* for the step *step_name*, with a span of its own."""
         child = parent.create_child_context()
         child.step_name = step_name

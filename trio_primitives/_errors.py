@@ -39,13 +39,18 @@ def reraise_alone(exc: BaseException) -> NoReturn:
         del exc, context
 
 
-def collapse(group: BaseExceptionGroup[BaseException]) -> NoReturn:
+def collapse(
+    group: BaseExceptionGroup[BaseException],
+    primitive: object = None,
+    workflow_id: str | None = None,
+) -> NoReturn:
     """Raise what a fan-out's exception group stands for.
 
     One member is re-raised as itself. A group of nothing but cancellations is
     one cancellation: the first ``trio.Cancelled`` is re-raised so that the
     enclosing cancel scope catches it as usual. Anything else (two independent
-    failures) propagates as the group itself, nothing dropped.
+    failures) propagates as the group itself, nothing dropped; when *primitive*
+    is given, a note on the group names it and *workflow_id*.
     """
     members = group.exceptions
     if len(members) == 1:
@@ -57,4 +62,10 @@ def collapse(group: BaseExceptionGroup[BaseException]) -> NoReturn:
         # The other members are cancellations of the same outer scope; the
         # failure is what the caller needs, and the scope is already cancelled.
         reraise_alone(real[0])
+    if primitive is not None:
+        group.add_note(
+            f"{len(real)} branches of {primitive!r} failed independently in "
+            f"workflow {workflow_id!r}; every failure is in this group: handle "
+            f"them with except* or ExceptionGroup.split()"
+        )
     raise group
