@@ -259,3 +259,20 @@ def test_format_result() -> None:
     failed = check.CheckResult("lint", passed=False, duration=2, detail="exit code 1")
     assert check.format_result(passed) == "PASS  format      0.12 s"
     assert check.format_result(failed) == "FAIL  lint        2.00 s  (exit code 1)"
+
+
+def test_main_without_arguments_runs_tests_with_coverage(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """With no arguments, pytest gets the CI arguments: coverage printed, 95 % required."""
+
+    def fake_checks(pytest_args: list[str]) -> tuple[list[object], object]:
+        argv = py("import sys; print(sys.argv[1:])")
+        return [Check("lint", OK)], Check("tests", (*argv, *pytest_args), capture=False)
+
+    monkeypatch.setattr(check, "default_checks", fake_checks)
+    monkeypatch.setattr(sys, "argv", ["check.py"])
+    assert check.main() == 0
+    out = capfd.readouterr().out
+    assert "'--cov=trio_primitives'" in out
+    assert "'--cov-fail-under=95'" in out
