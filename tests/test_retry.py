@@ -1118,7 +1118,7 @@ def test_wrapping_something_that_is_not_a_primitive_is_a_type_error() -> None:
     with pytest.raises(TypeError) as info:
         RetryPrimitive(_noop)  # type: ignore[call-overload]
     assert str(info.value).startswith(
-        "RetryPrimitive wraps a WorkflowPrimitive, got function ("
+        "RetryPrimitive primitive must be a WorkflowPrimitive, got function ("
     )
     assert str(info.value).endswith("wrap a function in LambdaPrimitive(func) first")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
 import trio
@@ -100,6 +101,27 @@ class Primitive(WorkflowPrimitive[In, Out]):
 
     @abstractmethod
     async def _run(self, input_data: In, context: WorkflowContext) -> Out: ...
+
+
+def check_primitive(
+    where: str, value: object, expected: str = "a WorkflowPrimitive"
+) -> None:
+    """Raise a TypeError unless *value* is a primitive; *where* names the argument."""
+    if not isinstance(value, WorkflowPrimitive):
+        msg = (
+            f"{where} must be {expected}, got {type(value).__qualname__} "
+            f"({value!r}); wrap a function in LambdaPrimitive(func) first"
+        )
+        raise TypeError(msg)
+
+
+def primitive_validator(owner: str) -> Callable[[object, Any, object], None]:
+    """An attrs validator: the field must hold a primitive."""
+
+    def validate(instance: object, attribute: Any, value: object) -> None:
+        check_primitive(f"{owner} {attribute.alias}", value)
+
+    return validate
 
 
 def _outside_trio(primitive: object) -> Any:

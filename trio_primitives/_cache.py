@@ -17,7 +17,13 @@ import attrs
 import cachetools
 import trio
 
-from ._base import In, Out, Primitive, WorkflowPrimitive
+from ._base import (
+    In,
+    Out,
+    Primitive,
+    WorkflowPrimitive,
+    primitive_validator,
+)
 from ._context import WorkflowContext
 from ._lambda import Step, describe_callable, run_step, step_of
 
@@ -150,16 +156,7 @@ class CacheStats:
     hit_rate: float
 
 
-def _check_primitive(
-    instance: object, attribute: attrs.Attribute[Any], value: object
-) -> None:
-    if not isinstance(value, WorkflowPrimitive):
-        msg = (
-            f"CachePrimitive needs a WorkflowPrimitive to cache, got "
-            f"{type(value).__qualname__} ({value!r}); wrap a function in "
-            f"LambdaPrimitive(func) first"
-        )
-        raise TypeError(msg)
+_check_primitive = primitive_validator("CachePrimitive")
 
 
 def _check_key_fn(

@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Sequence
-from typing import NoReturn, final
+from typing import final
 
-from ._base import In, Out, Primitive, WorkflowPrimitive
+from ._base import (
+    In,
+    Out,
+    Primitive,
+    WorkflowPrimitive,
+    check_primitive,
+)
 from ._context import WorkflowContext
 from ._lambda import Step, run_step, step_of
-
-
-def _not_a_primitive(
-    argument: str, value: object, expected: str = "a WorkflowPrimitive"
-) -> NoReturn:
-    msg = (
-        f"FallbackPrimitive {argument} must be {expected}, got "
-        f"{type(value).__qualname__} ({value!r}); wrap a function in "
-        f"LambdaPrimitive(func) first"
-    )
-    raise TypeError(msg)
 
 
 @final
@@ -58,8 +53,7 @@ class FallbackPrimitive(Primitive[In, Out]):
         primary: WorkflowPrimitive[In, Out],
         fallback: WorkflowPrimitive[In, Out] | Sequence[WorkflowPrimitive[In, Out]],
     ) -> None:
-        if not isinstance(primary, WorkflowPrimitive):
-            _not_a_primitive("primary", primary)
+        check_primitive("FallbackPrimitive primary", primary)
         fallbacks: tuple[WorkflowPrimitive[In, Out], ...]
         if isinstance(fallback, WorkflowPrimitive):
             fallbacks = (fallback,)
@@ -73,12 +67,13 @@ class FallbackPrimitive(Primitive[In, Out]):
                 )
                 raise ValueError(msg)
             for index, item in enumerate(fallbacks):
-                if not isinstance(item, WorkflowPrimitive):
-                    _not_a_primitive(f"fallback[{index}]", item)
+                check_primitive(f"FallbackPrimitive fallback[{index}]", item)
             fallback = fallbacks
         else:
-            _not_a_primitive(
-                "fallback", fallback, "a WorkflowPrimitive or a non-empty list of them"
+            check_primitive(
+                "FallbackPrimitive fallback",
+                fallback,
+                "a WorkflowPrimitive or a non-empty list of them",
             )
         self.primary: WorkflowPrimitive[In, Out] = primary
         #: As given: one primitive, or a tuple of them when a list was given.

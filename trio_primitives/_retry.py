@@ -12,7 +12,13 @@ from typing import Any, Final, TypeAlias, final, overload
 import attrs
 import trio
 
-from ._base import In, Out, Primitive, WorkflowPrimitive
+from ._base import (
+    In,
+    Out,
+    Primitive,
+    WorkflowPrimitive,
+    check_primitive,
+)
 from ._context import WorkflowContext
 from ._errors import PrimitiveTimeoutError
 from ._lambda import Step, call_user, describe_callable, run_step, step_of
@@ -316,13 +322,7 @@ class RetryPrimitive(Primitive[In, Out]):
         attempt_timeout: float | None = None,
         total_timeout: float | None = None,
     ) -> None:
-        if not isinstance(primitive, WorkflowPrimitive):
-            msg = (
-                f"RetryPrimitive wraps a WorkflowPrimitive, got "
-                f"{type(primitive).__qualname__} ({primitive!r}); wrap a function "
-                f"in LambdaPrimitive(func) first"
-            )
-            raise TypeError(msg)
+        check_primitive("RetryPrimitive primitive", primitive)
         if isinstance(max_attempts, RetryStrategy):
             # TTA.dev's signature is RetryPrimitive(primitive, strategy).
             if strategy is not None:

@@ -11,7 +11,13 @@ from typing import Any, Final, final
 import attrs
 import trio
 
-from ._base import In, Out, Primitive, WorkflowPrimitive
+from ._base import (
+    In,
+    Out,
+    Primitive,
+    WorkflowPrimitive,
+    primitive_validator,
+)
 from ._context import WorkflowContext
 from ._errors import PrimitiveTimeoutError
 from ._lambda import Step, run_step, step_of
@@ -44,21 +50,10 @@ def _to_timeout_seconds(value: object) -> float:
     raise ValueError(msg)
 
 
-def _check_primitive(
-    instance: object, attribute: attrs.Attribute[Any], value: object
-) -> None:
-    if not isinstance(value, WorkflowPrimitive):
-        msg = (
-            f"TimeoutPrimitive {attribute.name} must be a WorkflowPrimitive, got "
-            f"{type(value).__qualname__} ({value!r}); wrap a function in "
-            f"LambdaPrimitive(func) first"
-        )
-        raise TypeError(msg)
+_check_primitive = primitive_validator("TimeoutPrimitive")
 
 
-def _check_fallback(
-    instance: object, attribute: attrs.Attribute[Any], value: object
-) -> None:
+def _check_fallback(instance: object, attribute: Any, value: object) -> None:
     if value is not None:
         _check_primitive(instance, attribute, value)
 

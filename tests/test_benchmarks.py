@@ -1,0 +1,318 @@
+"""Smoke tests of the benchmark harness (benchmarks/): structure only, never timings."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+import trio_primitives
+from benchmarks import _scenarios
+from benchmarks.__main__ import SMOKE_CONFIG, main
+from benchmarks._harness import (
+    Config,
+    Contender,
+    Progress,
+    Scenario,
+    ScenarioResult,
+    Spec,
+    quartiles,
+    run_scenarios,
+)
+from benchmarks._report import format_bytes, format_time, table, verdicts
+from trio_primitives import WorkflowContext, WorkflowPrimitive
+
+
+async def _nothing(k: int) -> None:
+    for _ in range(k):
+        await trio.lowlevel.checkpoint()
+
+
+def _scenario(**changes: Any) -> Scenario:
+    fields: dict[str, Any] = {
+        "key": "toy",
+        "title": "toy scenario",
+        "unit": "per run",
+        "ops": 2,
+        "contenders": (
+            Contender("raw", "raw", _nothing),
+            Contender("ours", "ours", _nothing),
+        ),
+        "target": 1.5,
+    }
+    fields.update(changes)
+    return Scenario(**fields)
+
+
+def _run(specs: Iterable[Spec], config: Config = SMOKE_CONFIG) -> list[ScenarioResult]:
+    return run_scenarios(specs, config, Progress(enabled=False))
+
+
+def test_smoke_run_writes_table_json_and_plot(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``python -m benchmarks --smoke`` measures every available scenario and writes its outputs."""
+    pytest.importorskip("matplotlib")
+    out_json, out_png = tmp_path / "bench.json", tmp_path / "fanout.png"
+    args = ["--smoke", "--json", str(out_json), "--plot", str(out_png)]
+    assert main(args) == 0
+    stdout, stderr = capsys.readouterr()
+    assert "Targets (median paired ratio of ours to raw trio):" in stdout
+    assert "fan-out of 10 no-op branches" in stdout
+    assert "round 2/2 done" in stderr  # progress goes to stderr
+    data = json.loads(out_json.read_text(encoding="utf-8"))
+    assert data["config"]["reps"] == 2
+    by_key = {s["key"]: s for s in data["scenarios"]}
+    fanout = by_key["fanout/10"]
+    assert fanout["status"] == "ok"
+    for contender in fanout["contenders"]:
+        assert len(contender["times_ns"]) == len(contender["ratios"]) == 2
+        assert len(contender["memory_bytes"]) == 1
+    raw = next(c for c in fanout["contenders"] if c["role"] == "raw")
+    assert raw["ratios"] == [1.0, 1.0]
+    assert all(isinstance(t["met"], bool) for t in data["targets"])
+    assert out_png.read_bytes().startswith(b"\x89PNG")
+
+
+def test_scenario_missing_a_name_is_skipped_with_a_reason() -> None:
+    """A scenario that needs a name trio_primitives does not export is skipped, not faked."""
+    spec = Spec("future", "future thing", ("NoSuchPrimitive",), _scenario)
+    [result] = _run([spec])
+    assert result.status == "skipped"
+    assert result.reason == (
+        "skipped: not available (trio_primitives does not export NoSuchPrimitive yet)"
+    )
+    assert result.results == []
+    assert "future thing\n  skipped: not available" in table(
+        [result], SMOKE_CONFIG, _env()
+    )
+
+
+def test_quick_mode_skips_heavy_scenarios() -> None:
+    """--quick skips heavy scenarios and says so."""
+    spec = Spec("big", "big thing", (), _scenario, heavy=True)
+    [result] = _run([spec], Config(quick=True))
+    assert result.status == "skipped"
+    assert "--quick" in result.reason
+
+
+def test_only_filters_scenarios_by_key() -> None:
+    """``only`` keeps the scenarios whose key contains it."""
+    specs = [Spec("a/1", "a", (), _scenario), Spec("b/1", "b", (), _scenario)]
+    results = run_scenarios(specs, SMOKE_CONFIG, Progress(enabled=False), only="b/")
+    assert [r.key for r in results] == ["b/1"]
+
+
+def test_a_failing_scenario_is_reported_and_the_others_still_run() -> None:
+    """A scenario whose build or contender raises is reported as failed; the rest are measured."""
+
+    async def broken(k: int) -> None:
+        raise ValueError("boom")
+
+    def build_broken() -> Scenario:
+        raise LookupError("cannot build")
+
+    def build_fails_later() -> Scenario:
+        # Calibration and warm-up use the raw contender first; "ours" fails too.
+        return _scenario(
+            contenders=(
+                Contender("raw", "raw", _nothing),
+                Contender("ours", "ours", broken),
+            )
+        )
+
+    specs = [
+        Spec("a", "a", (), build_broken),
+        Spec("b", "b", (), build_fails_later),
+        Spec("c", "c", (), _scenario),
+    ]
+    a, b, c = _run(specs)
+    assert (a.status, a.reason) == ("failed", "failed: LookupError: cannot build")
+    assert (b.status, b.reason) == ("failed", "failed: ValueError: boom")
+    assert c.status == "ok"
+    text = table([a, b, c], SMOKE_CONFIG, _env())
+    assert "failed: ValueError: boom" in text
+
+
+def test_ratios_are_paired_with_the_raw_contender() -> None:
+    """Each repetition gives one ratio per contender, and the raw contender's are all 1."""
+    [result] = _run([Spec("toy", "toy", (), _scenario)], Config(reps=3, min_sample_s=0))
+    assert result.reps == 3
+    raw, ours = result.results
+    assert raw.ratios == [1.0, 1.0, 1.0]
+    assert len(ours.ratios) == len(ours.times_ns) == 3
+    assert all(r > 0 for r in ours.ratios)
+    [verdict] = verdicts([result])
+    assert (verdict.contender, verdict.limit) == ("ours", 1.5)
+
+
+def test_memory_phase_records_tracemalloc_peaks_per_op() -> None:
+    """Scenarios with measure_memory get one tracemalloc peak per memory repetition."""
+
+    async def allocate(k: int) -> None:
+        for _ in range(k):
+            data = bytearray(10_000)
+            await trio.lowlevel.checkpoint()
+            del data
+
+    def build() -> Scenario:
+        return _scenario(
+            contenders=(
+                Contender("raw", "raw", _nothing),
+                Contender("ours", "ours", allocate),
+            ),
+            measure_memory=True,
+            memory_target=1.2,
+        )
+
+    [result] = _run([Spec("mem", "mem", (), build)], Config(reps=1, memory_reps=2))
+    raw, ours = result.results
+    assert len(ours.memory) == 2
+    assert ours.memory[0] >= 10_000 / 2  # one 10 kB buffer over ops=2
+    assert ours.memory[0] > raw.memory[0]
+    assert {v.what for v in verdicts([result])} == {
+        "time per run",
+        "tracemalloc peak per run",
+    }
+
+
+def test_asyncio_contenders_run_in_their_own_loop() -> None:
+    """An asyncio contender runs under asyncio, paired with the trio reference."""
+    seen: list[str] = []
+
+    async def under_asyncio(k: int) -> None:
+        asyncio.get_running_loop()
+        seen.append("asyncio")
+
+    def build() -> Scenario:
+        return _scenario(
+            contenders=(
+                Contender("raw", "raw", _nothing),
+                Contender("asyncio", "other", under_asyncio, loop="asyncio"),
+            )
+        )
+
+    [result] = _run([Spec("aio", "aio", (), build)], Config(reps=2, min_sample_s=0))
+    assert result.status == "ok"
+    assert len(result.results[1].ratios) == 2
+    assert verdicts([result]) == []  # targets apply to "ours" contenders only
+    assert seen
+
+
+def test_scenario_needs_exactly_one_raw_contender() -> None:
+    """A scenario without a raw trio reference, or with two, is a configuration error."""
+    with pytest.raises(
+        ValueError, match="exactly one contender with role='raw', got 0"
+    ):
+        _scenario(contenders=(Contender("ours", "ours", _nothing),))
+    with pytest.raises(ValueError, match="duplicate contender names"):
+        _scenario(
+            contenders=(
+                Contender("x", "raw", _nothing),
+                Contender("x", "ours", _nothing),
+            )
+        )
+
+
+def test_reps_below_one_is_rejected(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--reps 0`` exits with status 2 and says why."""
+    assert main(["--smoke", "--reps", "0"]) == 2
+    assert "--reps must be >= 1" in capsys.readouterr().err
+
+
+def test_plot_without_fanout_fails_with_a_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--plot with no fan-out scenario measured exits 1 and says why."""
+    pytest.importorskip("matplotlib")
+    args = ["--smoke", "--only", "chain", "--plot", str(tmp_path / "x.png")]
+    assert main([*args, "--no-progress"]) == 1
+    assert "no fan-out scenario was measured" in capsys.readouterr().err
+
+
+def test_map_scenario_runs_once_map_primitive_exists(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The MapPrimitive scenario measures whatever trio_primitives exports under that name."""
+
+    class FakeMap(WorkflowPrimitive[Iterable[Any], list[Any]]):
+        def __init__(
+            self, step: WorkflowPrimitive[Any, Any], max_concurrency: int
+        ) -> None:
+            self.step = step
+
+        async def execute(
+            self, input_data: Iterable[Any], context: WorkflowContext
+        ) -> list[Any]:
+            return [await self.step.execute(item, context) for item in input_data]
+
+    monkeypatch.setattr(trio_primitives, "MapPrimitive", FakeMap, raising=False)
+    specs = [s for s in _scenarios.specs(_scenarios.SMOKE) if s.key == "map"]
+    [result] = _run(specs)
+    assert result.status == "ok"
+    assert [len(e.ratios) for e in result.results] == [2, 2, 2]
+
+
+def test_bridge_scenarios_build_once_hold_run_exists(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The asyncio bridge scenarios are built from the exported hold_run."""
+
+    @contextlib.asynccontextmanager
+    async def hold_run() -> AsyncIterator[None]:
+        yield
+
+    monkeypatch.setattr(trio_primitives, "hold_run", hold_run, raising=False)
+    specs = [
+        s for s in _scenarios.specs(_scenarios.SMOKE) if s.key.startswith("bridge")
+    ]
+    assert [s.missing() for s in specs] == [[], [], []]
+    for spec in specs:
+        scenario = spec.build()
+        assert scenario.raw.loop == "trio"
+        assert any(
+            c.loop == "asyncio" and c.role == "ours" for c in scenario.contenders
+        )
+
+
+def test_chain_reference_is_written_out_direct_awaits() -> None:
+    """The chain's raw reference is N direct awaits written out, and both contenders run."""
+    scenario = _scenarios.chain(3)
+    assert [c.role for c in scenario.contenders] == ["raw", "ours"]
+    assert scenario.raw.sample.__code__.co_filename == "<direct awaits x3>"  # type: ignore[attr-defined]
+
+    async def run_both() -> None:
+        for contender in scenario.contenders:
+            await contender.sample(2)
+
+    trio.run(run_both)
+
+
+def test_formatting_helpers() -> None:
+    """Times and sizes print in readable units; missing values print as a dash."""
+    assert format_time(950) == "950 ns"
+    assert format_time(1_500) == "1.5 µs"
+    assert format_time(250_000_000) == "250 ms"
+    assert format_time(math.nan) == "-"
+    assert format_bytes(1_000) == "1000 B"
+    assert format_bytes(20_480) == "20.0 KiB"
+    assert format_bytes(math.nan) == "-"
+    assert all(map(math.isnan, quartiles([])))
+    assert quartiles([2.0]) == (2.0, 2.0)
+
+
+def _env() -> dict[str, Any]:
+    return {
+        "python": "3",
+        "trio": "0",
+        "machine": "m",
+        "cpus": 1,
+        "date": "today",
+    }
