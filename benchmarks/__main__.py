@@ -13,9 +13,9 @@ from ._harness import Config, Progress, run_scenarios
 from ._report import environment, plot, table, to_json, write_json
 from ._scenarios import SMOKE, Sizes, specs
 
-FULL = Config(reps=15, heavy_reps=5, memory_reps=3, min_sample_s=0.02)
+FULL = Config(reps=21, heavy_reps=7, memory_reps=3, min_sample_s=0.02)
 QUICK = Config(
-    reps=7, heavy_reps=3, memory_reps=1, min_sample_s=0.005, quick=True, mode="quick"
+    reps=11, heavy_reps=3, memory_reps=1, min_sample_s=0.005, quick=True, mode="quick"
 )
 SMOKE_CONFIG = Config(
     reps=2,

@@ -12,8 +12,10 @@ A contender's ratio is the median over repetitions of (contender / raw trio)
 for the same repetition: a paired ratio, robust to drift between rounds.
 
 Time is ``time.perf_counter_ns``. A sample runs the workload *k* times in a
-tight loop (``k`` calibrated once per scenario on the raw trio contender, the
-same for every contender) and is divided by ``k * ops``. The garbage
+tight loop and is divided by ``k * ops``; *k* is calibrated once per
+contender, so that each sample lasts long enough to time (a contender a
+thousand times slower than raw trio, such as a call through the asyncio
+bridge, gets a thousand times fewer runs per sample). The garbage
 collector stays on (allocations are part of the cost) but runs a full
 collection before each sample, so no sample pays for another's garbage.
 
@@ -34,7 +36,7 @@ import statistics
 import sys
 import time
 import tracemalloc
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Literal, TextIO
 
 import attrs
@@ -84,12 +86,15 @@ class Scenario:
         targeted: Names of the contenders the targets apply to; empty means
             every ``"ours"`` contender.
         measure_memory: Whether to run the tracemalloc phase.
-        fixed_k: Runs per sample when not calibrated (slow workloads: 1).
+        fixed_k: Runs per sample of every contender, when not calibrated
+            (slow workloads: 1).
         heavy: Fewer repetitions; skipped by ``--quick``.
         group: Scenarios plotted together (``"fanout"``), or ``""``.
         size: The scenario's N, for the plot's x axis.
         ideal_ns: The ideal time of one run of the workload, if it has one
             (the table then says how far each contender is from it).
+        rep_factor: Repetitions are multiplied by this (a cheap but noisy
+            workload, such as real sleeps, needs more of them).
         notes: Printed under the scenario (why a contender is missing, ...).
     """
 
@@ -107,6 +112,7 @@ class Scenario:
     group: str = ""
     size: int = 0
     ideal_ns: float | None = None
+    rep_factor: int = 1
     notes: tuple[str, ...] = ()
 
     def __attrs_post_init__(self) -> None:
@@ -205,7 +211,7 @@ class ScenarioResult:
     status: Literal["ok", "skipped", "failed"]
     reason: str = ""
     scenario: Scenario | None = None
-    k: int = 0
+    ks: dict[str, int] = attrs.Factory(dict)
     reps: int = 0
     results: list[ContenderResult] = attrs.Factory(list)
 
@@ -260,12 +266,13 @@ def quartiles(values: Sequence[float]) -> tuple[float, float]:
 
 
 async def _time_all(
-    contenders: Sequence[Contender], k: int, out: dict[str, float]
+    contenders: Sequence[Contender], ks: Mapping[str, int], out: dict[str, float]
 ) -> None:
     # Loop-agnostic: awaited under trio.run or asyncio.run alike.
     for contender in contenders:
         if contender.prepare is not None:
             await contender.prepare()
+        k = ks[contender.name]
         gc.collect()
         start = time.perf_counter_ns()
         await contender.sample(k)
@@ -296,15 +303,15 @@ def _run_on(loop: LoopKind, coro_fn: Callable[[], Awaitable[None]]) -> None:
 
 def run_repetition(
     scenario: Scenario,
-    k: int,
+    ks: Mapping[str, int],
     rng: random.Random,
     *,
     memory: bool = False,
 ) -> dict[str, float]:
     """Run every contender of *scenario* once, in a shuffled order.
 
-    Returns each contender's total nanoseconds for *k* runs, or (with
-    *memory*) its tracemalloc peak bytes for one run.
+    Returns each contender's total nanoseconds for its ``ks[name]`` runs, or
+    (with *memory*) its tracemalloc peak bytes for one run.
     """
     blocks: list[tuple[LoopKind, list[Contender]]] = []
     for loop in ("trio", "asyncio"):
@@ -318,50 +325,47 @@ def run_repetition(
         if memory:
             _run_on(loop, functools.partial(_trace_all, members, out))
         else:
-            _run_on(loop, functools.partial(_time_all, members, k, out))
+            _run_on(loop, functools.partial(_time_all, members, ks, out))
     return out
 
 
-def calibrate(scenario: Scenario, min_sample_s: float) -> tuple[int, float]:
-    """Runs per sample so that the raw contender's sample lasts *min_sample_s*.
+def calibrate(scenario: Scenario, min_sample_s: float) -> tuple[dict[str, int], float]:
+    """Runs per sample of each contender, so that its sample lasts *min_sample_s*.
 
-    Returns ``(k, seconds)``: the runs per sample and how long the last
-    calibration sample of the raw contender took.
+    Returns ``(ks, seconds)``: the runs per sample by contender name, and
+    the longest calibration sample any contender took.
     """
     if scenario.fixed_k is not None:
-        k = scenario.fixed_k
-        took = run_repetition(
-            attrs.evolve(scenario, contenders=(scenario.raw,)), k, random.Random(0)
+        ks = dict.fromkeys((c.name for c in scenario.contenders), scenario.fixed_k)
+        took = run_repetition(scenario, ks, random.Random(0))
+        return ks, max(took.values()) / 1e9
+    found: dict[str, tuple[int, float]] = {}
+    for contender in scenario.contenders:
+        _run_on(
+            contender.loop, functools.partial(_probe, contender, min_sample_s, found)
         )
-        return k, took[scenario.raw.name] / 1e9
-    raw = scenario.raw
-    found: list[tuple[int, float]] = []
+    return {name: k for name, (k, _) in found.items()}, max(
+        seconds for _, seconds in found.values()
+    )
 
-    async def probe() -> None:
-        k = 1
-        while True:
-            start = time.perf_counter_ns()
-            await raw.sample(k)
-            seconds = (time.perf_counter_ns() - start) / 1e9
-            if seconds >= min_sample_s or k >= 1 << 24:
-                found.append((k, seconds))
-                return
-            # Grow towards the target, at most 10x a step (the first, cold
-            # samples are slow).
-            grow = min(10.0, max(2.0, 1.2 * min_sample_s / max(seconds, 1e-9)))
-            k = max(k + 1, int(k * grow))
 
-    if raw.prepare is not None:
-        prepare = raw.prepare
-
-        async def prepared() -> None:
-            await prepare()
-            await probe()
-
-        _run_on(raw.loop, prepared)
-    else:
-        _run_on(raw.loop, probe)
-    return found[0]
+async def _probe(
+    contender: Contender, min_sample_s: float, found: dict[str, tuple[int, float]]
+) -> None:
+    if contender.prepare is not None:
+        await contender.prepare()
+    k = 1
+    while True:
+        start = time.perf_counter_ns()
+        await contender.sample(k)
+        seconds = (time.perf_counter_ns() - start) / 1e9
+        if seconds >= min_sample_s or k >= 1 << 24:
+            found[contender.name] = (k, seconds)
+            return
+        # Grow towards the target, at most 10x a step (the first, cold
+        # samples are slow).
+        grow = min(10.0, max(2.0, 1.2 * min_sample_s / max(seconds, 1e-9)))
+        k = max(k + 1, int(k * grow))
 
 
 def run_scenarios(
@@ -393,11 +397,11 @@ def run_scenarios(
                 f"round {round_no + 1}/{rounds} [{index}/{len(todo)}] {scenario.title}"
             )
             try:
-                totals = run_repetition(scenario, result.k, rng)
+                totals = run_repetition(scenario, result.ks, rng)
             except Exception as exc:
                 _fail(result, exc)
                 continue
-            _record(result, scenario, totals, result.k)
+            _record(result, scenario, totals, result.ks)
         progress.log(f"round {round_no + 1}/{rounds} done")
     memory = [(r, s) for r, s in live if r.status == "ok" and s.measure_memory]
     if memory:
@@ -409,11 +413,11 @@ def run_scenarios(
                         f"tracemalloc {rep + 1}/{config.memory_reps} {scenario.title}"
                     )
                     try:
-                        peaks = run_repetition(scenario, 1, rng, memory=True)
+                        peaks = run_repetition(scenario, {}, rng, memory=True)
                     except Exception as exc:
                         _fail(result, exc)
                         continue
-                    _record(result, scenario, peaks, 1, memory=True)
+                    _record(result, scenario, peaks, None, memory=True)
         finally:
             tracemalloc.stop()
         progress.log("tracemalloc phase done")
@@ -437,9 +441,9 @@ def _set_up(
     try:
         scenario = spec.build()
         progress.update(f"calibrating {scenario.title}")
-        k, seconds = calibrate(scenario, config.min_sample_s)
+        ks, seconds = calibrate(scenario, config.min_sample_s)
         progress.update(f"warming up {scenario.title}")
-        run_repetition(scenario, k, rng)  # warm-up, not recorded
+        run_repetition(scenario, ks, rng)  # warm-up, not recorded
     except Exception as exc:
         return ScenarioResult(
             spec.key, spec.title, "failed", f"failed: {type(exc).__name__}: {exc}"
@@ -450,8 +454,8 @@ def _set_up(
         scenario.title,
         "ok",
         scenario=scenario,
-        k=k,
-        reps=config.heavy_reps if heavy else config.reps,
+        ks=ks,
+        reps=(config.heavy_reps if heavy else config.reps) * scenario.rep_factor,
         results=[ContenderResult(c) for c in scenario.contenders],
     )
 
@@ -460,11 +464,15 @@ def _record(
     result: ScenarioResult,
     scenario: Scenario,
     totals: dict[str, float],
-    k: int,
+    ks: Mapping[str, int] | None,
     *,
     memory: bool = False,
 ) -> None:
-    per_op = {name: value / (k * scenario.ops) for name, value in totals.items()}
+    # ks None: one run per contender (the memory phase).
+    per_op = {
+        name: value / ((1 if ks is None else ks[name]) * scenario.ops)
+        for name, value in totals.items()
+    }
     raw = per_op[scenario.raw.name]
     for entry in result.results:
         value = per_op[entry.contender.name]

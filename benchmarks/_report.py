@@ -90,11 +90,25 @@ def format_bytes(value: float) -> str:
     return f"{value:.0f} B"
 
 
+def _runs(ks: dict[str, int]) -> str:
+    low, high = min(ks.values()), max(ks.values())
+    if low == high:
+        return f"{low:,} run(s)"
+    return f"{low:,} to {high:,} runs (by contender)"
+
+
 def _ratio_cell(values: Sequence[float]) -> str:
     if not values:
         return "-"
     q1, q3 = quartiles(values)
-    return f"{median(values):6.2f}x [{q1:.2f}-{q3:.2f}]"
+    return f"{_times(median(values)):>6}x [{_times(q1)}-{_times(q3)}]"
+
+
+def _times(ratio: float) -> str:
+    # Three significant digits at most: 1.07, 11.4, 6047.
+    if ratio >= 100:
+        return f"{ratio:.0f}"
+    return f"{ratio:.1f}" if ratio >= 10 else f"{ratio:.2f}"
 
 
 def environment() -> dict[str, Any]:
@@ -140,7 +154,7 @@ def table(
             continue
         scenario = result.scenario
         lines.append(
-            f"{scenario.title} ({scenario.unit}; {result.k:,} run(s) per sample, "
+            f"{scenario.title} ({scenario.unit}; {_runs(result.ks)} per sample, "
             f"{result.reps} repetitions)"
         )
         memory = any(e.memory for e in result.results)
@@ -232,7 +246,6 @@ def to_json(
                 ops=scenario.ops,
                 size=scenario.size,
                 group=scenario.group,
-                runs_per_sample=result.k,
                 repetitions=result.reps,
                 target=scenario.target,
                 memory_target=scenario.memory_target,
@@ -244,6 +257,7 @@ def to_json(
                         "role": e.contender.role,
                         "loop": e.contender.loop,
                         "targeted": scenario.has_target(e.contender),
+                        "runs_per_sample": result.ks.get(e.contender.name),
                         "median_ns": _finite(median(e.times_ns)),
                         "ratio_median": _finite(median(e.ratios)),
                         "ratio_quartiles": [_finite(q) for q in quartiles(e.ratios)],
@@ -307,8 +321,6 @@ def plot(results: Sequence[ScenarioResult], path: Path) -> None:
     for result in fanouts:
         assert result.scenario is not None
         for entry in result.results:
-            if not entry.times_ns:
-                continue
             q1, q3 = quartiles(entry.times_ns)
             series.setdefault(entry.contender.name, []).append(
                 (result.scenario.size, median(entry.times_ns) / 1e3, q1 / 1e3, q3 / 1e3)

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import io
 import json
 import math
+import subprocess
+import sys
+import tracemalloc
+import types
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sniffio
 import trio
 
 import trio_primitives
@@ -26,7 +33,14 @@ from benchmarks._harness import (
     quartiles,
     run_scenarios,
 )
-from benchmarks._report import format_bytes, format_time, table, verdicts
+from benchmarks._report import (
+    _ratio_cell,
+    format_bytes,
+    format_time,
+    plot,
+    table,
+    verdicts,
+)
 from trio_primitives import WorkflowContext, WorkflowPrimitive
 
 
@@ -55,18 +69,18 @@ def _run(specs: Iterable[Spec], config: Config = SMOKE_CONFIG) -> list[ScenarioR
     return run_scenarios(specs, config, Progress(enabled=False))
 
 
-def test_smoke_run_writes_table_json_and_plot(
+def test_smoke_run_writes_table_and_json(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """``python -m benchmarks --smoke`` measures every available scenario and writes its outputs."""
-    pytest.importorskip("matplotlib")
-    out_json, out_png = tmp_path / "bench.json", tmp_path / "fanout.png"
-    args = ["--smoke", "--json", str(out_json), "--plot", str(out_png)]
-    assert main(args) == 0
+    """``python -m benchmarks --smoke`` measures every available scenario and writes JSON."""
+    out_json = tmp_path / "bench.json"
+    assert main(["--smoke", "--json", str(out_json)]) == 0
     stdout, stderr = capsys.readouterr()
     assert "Targets (median paired ratio of ours to raw trio):" in stdout
     assert "fan-out of 10 no-op branches" in stdout
-    assert "round 2/2 done" in stderr  # progress goes to stderr
+    assert (
+        "round 2/6 done" in stderr
+    )  # progress on stderr; the sleeping fan-out runs 3x
     data = json.loads(out_json.read_text(encoding="utf-8"))
     assert data["config"]["reps"] == 2
     by_key = {s["key"]: s for s in data["scenarios"]}
@@ -77,8 +91,31 @@ def test_smoke_run_writes_table_json_and_plot(
         assert len(contender["memory_bytes"]) == 1
     raw = next(c for c in fanout["contenders"] if c["role"] == "raw")
     assert raw["ratios"] == [1.0, 1.0]
+    assert by_key["sleep-fanout"]["repetitions"] == 6
     assert all(isinstance(t["met"], bool) for t in data["targets"])
+
+
+def test_plot_writes_a_png_of_the_fanout(tmp_path: Path) -> None:
+    """--plot writes a PNG of the fan-out cost per branch."""
+    pytest.importorskip("matplotlib")
+    out_png = tmp_path / "fanout.png"
+    args = ["--smoke", "--only", "fanout", "--plot", str(out_png), "--no-progress"]
+    assert main(args) == 0
     assert out_png.read_bytes().startswith(b"\x89PNG")
+
+
+def test_cli_runs_as_a_module_from_the_repo_root() -> None:
+    """``python -m benchmarks`` runs from the repository root and prints the table on stdout."""
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--smoke", "--only", "chain"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert ">> chain of 3 no-op steps" in done.stdout
+    assert "round 2/2 done" in done.stderr
 
 
 def test_scenario_missing_a_name_is_skipped_with_a_reason() -> None:
@@ -162,11 +199,16 @@ def test_memory_phase_records_tracemalloc_peaks_per_op() -> None:
             await trio.lowlevel.checkpoint()
             del data
 
+    prepared: list[bool] = []
+
+    async def prepare() -> None:
+        prepared.append(tracemalloc.is_tracing())
+
     def build() -> Scenario:
         return _scenario(
             contenders=(
                 Contender("raw", "raw", _nothing),
-                Contender("ours", "ours", allocate),
+                Contender("ours", "ours", allocate, prepare=prepare),
             ),
             measure_memory=True,
             memory_target=1.2,
@@ -177,6 +219,8 @@ def test_memory_phase_records_tracemalloc_peaks_per_op() -> None:
     assert len(ours.memory) == 2
     assert ours.memory[0] >= 10_000 / 2  # one 10 kB buffer over ops=2
     assert ours.memory[0] > raw.memory[0]
+    # calibration, warm-up, one timed repetition, then two traced repetitions
+    assert prepared == [False, False, False, True, True]
     assert {v.what for v in verdicts([result])} == {
         "time per run",
         "tracemalloc peak per run",
@@ -316,3 +360,162 @@ def _env() -> dict[str, Any]:
         "cpus": 1,
         "date": "today",
     }
+
+
+class _TTY(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_rewrites_one_line_on_a_terminal() -> None:
+    """On a terminal, progress rewrites one line and a log line clears it first."""
+    stream = _TTY()
+    progress = Progress(stream)
+    progress.update("calibrating something long")
+    progress.update("short")
+    progress.log("round 1/2 done")
+    text = stream.getvalue()
+    assert text.count("\r") == 4  # two updates, then the log line clears the line
+    assert "calibrating something long" in text
+    assert text.endswith("round 1/2 done\n")
+    quiet = _TTY()
+    Progress(quiet, enabled=False).log("nothing")
+    assert quiet.getvalue() == ""
+
+
+def test_modes_select_their_configuration(capsys: pytest.CaptureFixture[str]) -> None:
+    """--quick, the full run and --reps print their configuration in the table header."""
+    assert main(["--quick", "--only", "nothing-matches", "--no-progress"]) == 0
+    assert "mode: quick; up to 11 interleaved repetitions" in capsys.readouterr().out
+    assert main(["--only", "nothing-matches", "--reps", "4", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "mode: full; up to 4 interleaved repetitions (4 for heavy" in out
+    assert "none measured" in out
+
+
+def test_failures_during_rounds_and_memory_phase_are_reported() -> None:
+    """A contender that fails after warm-up, or only under tracemalloc, fails its scenario."""
+    calls = 0
+
+    async def fails_on_third_call(k: int) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise RuntimeError("third call")
+
+    async def fails_when_traced(k: int) -> None:
+        if tracemalloc.is_tracing():
+            raise MemoryError("traced")
+
+    def build(sample: Any, memory: bool) -> Scenario:
+        return _scenario(
+            contenders=(
+                Contender("raw", "raw", _nothing),
+                Contender("ours", "ours", sample),
+            ),
+            measure_memory=memory,
+        )
+
+    specs = [
+        Spec("r", "r", (), functools.partial(build, fails_on_third_call, False)),
+        Spec("m", "m", (), functools.partial(build, fails_when_traced, True)),
+    ]
+    rounds, memory = _run(specs, Config(reps=3, min_sample_s=0))
+    assert (rounds.status, rounds.reason) == (
+        "failed",
+        "failed: RuntimeError: third call",
+    )
+    assert (memory.status, memory.reason) == ("failed", "failed: MemoryError: traced")
+
+
+def test_raw_contender_is_prepared_before_calibration() -> None:
+    """A raw contender's prepare hook runs, untimed, before its calibration samples."""
+    prepared: list[int] = []
+
+    async def prepare() -> None:
+        prepared.append(1)
+
+    def build() -> Scenario:
+        return _scenario(
+            contenders=(
+                Contender("raw", "raw", _nothing, prepare=prepare),
+                Contender("ours", "ours", _nothing),
+            )
+        )
+
+    [result] = _run([Spec("p", "p", (), build)], Config(reps=1, min_sample_s=0))
+    assert result.status == "ok"
+    assert len(prepared) == 3  # calibration, warm-up, one repetition
+
+
+def test_plot_without_matplotlib_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--plot without matplotlib raises a RuntimeError naming the [bench] extra."""
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(RuntimeError, match=r'pip install -e "\.\[bench\]"'):
+        plot([], Path("unused.png"))
+
+
+def test_ratio_cell_of_no_values_is_a_dash() -> None:
+    """A contender with no ratios prints a dash rather than NaN."""
+    assert _ratio_cell([]) == "-"
+
+
+class _FakeTaskGroup:
+    """Just enough of anyio's task group for the fan-out scenario, on either loop."""
+
+    async def __aenter__(self) -> _FakeTaskGroup:
+        if sniffio.current_async_library() == "trio":
+            self._manager: Any = trio.open_nursery()
+            nursery = await self._manager.__aenter__()
+            self.start_soon = nursery.start_soon
+        else:
+            self._manager = asyncio.TaskGroup()
+            group = await self._manager.__aenter__()
+            self.start_soon = lambda func, *args: group.create_task(func(*args))
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        return await self._manager.__aexit__(*exc_info)
+
+
+def test_fanout_adds_anyio_contenders_when_anyio_is_installed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With anyio importable, the fan-out also measures anyio task groups on both loops."""
+    fake = types.SimpleNamespace(create_task_group=_FakeTaskGroup)
+    monkeypatch.setattr(
+        _scenarios, "optional_module", lambda name: fake if name == "anyio" else None
+    )
+    [spec] = [s for s in _scenarios.specs(_scenarios.SMOKE) if s.key == "fanout/10"]
+    [result] = _run([spec])
+    assert result.status == "ok"
+    names = [e.contender.name for e in result.results]
+    assert "anyio task group on trio" in names
+    assert "anyio task group on asyncio" in names
+
+
+def test_bridge_scenarios_trio_side_contenders_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The trio-side contenders of the bridge scenarios run under trio today."""
+
+    @contextlib.asynccontextmanager
+    async def hold_run() -> AsyncIterator[None]:
+        yield
+
+    monkeypatch.setattr(trio_primitives, "hold_run", hold_run, raising=False)
+    scenarios = [
+        s.build()
+        for s in _scenarios.specs(_scenarios.SMOKE)
+        if s.key.startswith("bridge")
+    ]
+
+    async def run_trio_side() -> None:
+        for scenario in scenarios:
+            for contender in scenario.contenders:
+                if contender.loop == "trio":
+                    await contender.sample(2)
+
+    trio.run(run_trio_side)
