@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import subprocess
+import sys
 import time
 from collections import OrderedDict
 from collections.abc import Hashable
@@ -25,7 +27,7 @@ from trio_primitives import (
     ParallelPrimitive,
     WorkflowContext,
 )
-from trio_primitives._cache import _Timeline
+from trio_primitives._clock import _Timeline
 
 
 def counting(
@@ -1162,3 +1164,37 @@ def test_behaves_like_a_model_for_any_interleaving(ops: list[tuple[str, int]]) -
         assert cached.get_stats()["hit_rate"] == round(hit_rate * 100, 2)
 
     trio.run(main, clock=MockClock(autojump_threshold=0))
+
+
+def test_timeline_is_plain_monotonic_time_until_trio_testing_is_imported() -> None:
+    """Without trio.testing no MockClock can exist: the TTL timer reads time.monotonic, across runs too."""
+    code = """
+import sys, time, trio
+from trio_primitives import CachePrimitive, LambdaPrimitive, WorkflowContext
+from trio_primitives._clock import TIMELINE
+assert "trio.testing" not in sys.modules
+before = time.monotonic()
+now = TIMELINE.now()
+assert before <= now <= time.monotonic(), now
+calls = []
+cache = CachePrimitive(
+    LambdaPrimitive(lambda d, c: calls.append(d) or d), lambda d, c: d, ttl_seconds=60
+)
+async def main():
+    return await cache.execute(1, WorkflowContext(workflow_id="w"))
+assert trio.run(main) == 1 and trio.run(main) == 1
+assert calls == [1], calls
+assert cache.stats.hits == 1
+import trio.testing  # from here on, the timeline follows trio's clocks
+later = TIMELINE.now()
+assert now <= later <= time.monotonic() + 1e-6, (now, later)
+print("ok")
+"""
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.stdout == "ok\n", done.stderr

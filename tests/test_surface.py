@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import enum
 import importlib.metadata
 import importlib.resources
 import pickle
@@ -68,7 +69,10 @@ def test_exports_say_they_come_from_the_package(name: str) -> None:
     """Every export's ``__module__`` is trio_primitives, so reprs, tracebacks and pickle name it there."""
     obj = getattr(trio_primitives, name)
     assert obj.__module__ == "trio_primitives"
-    if isinstance(obj, type):
+    if isinstance(obj, enum.EnumMeta):
+        assert repr(obj) == f"<enum '{name}'>"
+        assert pickle.loads(pickle.dumps(next(iter(obj)))) is next(iter(obj))
+    elif isinstance(obj, type):
         assert repr(obj) == f"<class 'trio_primitives.{name}'>"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
 import trio
@@ -14,8 +15,8 @@ from ._errors import not_a_primitive
 if TYPE_CHECKING:
     from ._compose import ParallelPrimitive, SequentialPrimitive
 
-In = TypeVar("In")
-Out = TypeVar("Out")
+In = TypeVar("In", contravariant=True)
+Out = TypeVar("Out", covariant=True)
 R = TypeVar("R")
 
 
@@ -92,11 +93,16 @@ class Primitive(WorkflowPrimitive[In, Out]):
     async def execute(self, input_data: In, context: WorkflowContext) -> Out:
         """Run this primitive on *input_data* in the calling trio task.
 
+        Awaited from asyncio, it runs through the asyncio bridge instead (a
+        trio guest run on the running loop; see ``docs/asyncio.md``).
+
         Raises:
-            RuntimeError: when called outside a trio task.
+            RuntimeError: when called outside a trio task or asyncio task.
         """
         if not trio.lowlevel.in_trio_task():
-            _outside_trio(self)
+            from ._asyncio_bridge import execute_from_asyncio
+
+            return await execute_from_asyncio(self, input_data, context)  # type: ignore[no-any-return]
         return await self._engine_run(input_data, context)  # type: ignore[attr-defined,no-any-return]
 
     @abstractmethod
@@ -124,9 +130,21 @@ def primitive_validator(owner: str) -> Callable[[object, Any, object], None]:
     return validate
 
 
-def _outside_trio(primitive: object) -> Any:
-    msg = (
-        f"{primitive!r}.execute() must be awaited from a trio task; run your "
-        f"workflow under trio.run(main)"
-    )
-    raise RuntimeError(msg)
+def hold_run() -> AbstractAsyncContextManager[None]:
+    """Keep one trio guest run alive on the running asyncio loop for a block.
+
+    ``async with hold_run(): ...`` makes every ``execute`` awaited inside the
+    block (by any task of this loop) join one guest run instead of starting
+    and stopping its own, which cuts the per-call cost of the asyncio bridge
+    (servers, hot loops). On exit, if no call is still running, the block
+    waits until the run has ended; otherwise the run ends with the last
+    running call, whose caller waits for it. If the block is cancelled while
+    it waits, it still waits, then re-raises the cancellation. Under trio it
+    does nothing.
+
+    Raises:
+        RuntimeError: when entered outside an asyncio or trio task.
+    """
+    from ._asyncio_bridge import HoldRun
+
+    return HoldRun()

@@ -10,7 +10,7 @@ import trio
 from ._base import In, Out, Primitive, WorkflowPrimitive
 from ._context import WorkflowContext
 from ._errors import collapse, not_a_primitive
-from ._lambda import Step, step_of
+from ._lambda import Bridge, Step, bridge_plan, step_of
 
 R = TypeVar("R")
 
@@ -83,7 +83,10 @@ class SequentialPrimitive(Primitive[In, Out]):
 
     async def _run(self, input_data: In, context: WorkflowContext) -> Out:
         data: Any = input_data
-        for func, is_async in self._plan:
+        plan = self._plan
+        if Bridge.guests:  # under the asyncio bridge, user steps run as Tasks
+            plan = bridge_plan(plan)
+        for func, is_async in plan:
             data = func(data, context)
             if is_async or isinstance(data, Awaitable):
                 data = await data
@@ -133,6 +136,8 @@ class ParallelPrimitive(Primitive[In, list[Out]]):
 
     async def _run(self, input_data: In, context: WorkflowContext) -> list[Out]:
         plan = self._plan
+        if Bridge.guests:  # under the asyncio bridge, user steps run as Tasks
+            plan = bridge_plan(plan)
         results: list[Any] = [None] * len(plan)
         # Branches that answer synchronously run inline, in order. A nursery is
         # opened only at the first awaitable branch: an all-sync fan-out adds no

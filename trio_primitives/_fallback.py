@@ -13,7 +13,7 @@ from ._base import (
     check_primitive,
 )
 from ._context import WorkflowContext
-from ._lambda import Step, run_step, step_of
+from ._lambda import Bridge, Step, bridge_step, run_step, step_of
 
 
 @final
@@ -95,7 +95,9 @@ class FallbackPrimitive(Primitive[In, Out]):
         return f"FallbackPrimitive(primary={self.primary!r}, fallback={fallback})"
 
     async def _run(self, input_data: In, context: WorkflowContext) -> Out:
-        func, is_async = self._primary_step
+        func, is_async = (
+            bridge_step(self._primary_step) if Bridge.guests else self._primary_step
+        )
         try:
             result = func(input_data, context)
             if is_async or isinstance(result, Awaitable):

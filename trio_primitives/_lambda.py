@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, final, overload
 
@@ -13,12 +14,54 @@ from ._context import WorkflowContext
 Step = tuple[Callable[[Any, WorkflowContext], Any], bool]
 
 
+class Bridge:
+    """Whether user code must run as asyncio Tasks (see ``_asyncio_bridge``).
+
+    ``guests`` counts the asyncio-bridge guest runs alive in the process: while
+    it is 0 (every pure-trio program) the check costs one attribute read.
+    ``local.loop`` is the asyncio loop hosting this thread's trio run, if that
+    run is a bridge guest run (a thread holds at most one trio run).
+    """
+
+    guests = 0
+    local = threading.local()
+
+
+def bridged() -> Any:
+    """The bridge module when this thread's trio run is an asyncio guest run, else None."""
+    if getattr(Bridge.local, "loop", None) is None:
+        return None
+    from . import _asyncio_bridge
+
+    return _asyncio_bridge
+
+
+def bridge_plan(plan: tuple[Step, ...]) -> tuple[Step, ...]:
+    """*plan* as it must run now: user callables as asyncio Tasks under the bridge.
+
+    Call only when ``Bridge.guests`` is nonzero (the slow path).
+    """
+    bridge = bridged()
+    if bridge is None:
+        return plan
+    return tuple(map(bridge.asyncio_step, plan))
+
+
+def bridge_step(step: Step) -> Step:
+    """One *step* as it must run now (see `bridge_plan`)."""
+    bridge = bridged()
+    return step if bridge is None else bridge.asyncio_step(step)
+
+
 async def call_user(func: Callable[..., Any], *args: Any) -> Any:
     """Call a user callable, sync or async, and return its result.
 
     An awaitable returned by a sync callable (``lambda d, c: process(d)``, an
-    object with ``async __call__``, a ``functools.partial``) is awaited.
+    object with ``async __call__``, a ``functools.partial``) is awaited. Under
+    the asyncio bridge, that awaitable runs as an asyncio Task.
     """
+    if Bridge.guests and (bridge := bridged()) is not None:
+        return await bridge.call_in_asyncio(func, *args)
     result = func(*args)
     if isinstance(result, Awaitable):
         result = await result
@@ -78,6 +121,8 @@ class LambdaPrimitive(Primitive[In, Out]):
         return f"LambdaPrimitive({describe_callable(self._func)})"
 
     async def _run(self, input_data: In, context: WorkflowContext) -> Out:
+        if Bridge.guests:
+            return await call_user(self._func, input_data, context)  # type: ignore[no-any-return]
         result = self._func(input_data, context)
         if isinstance(result, Awaitable):
             result = await result
@@ -97,6 +142,8 @@ def step_of(primitive: WorkflowPrimitive[Any, Any]) -> Step:
 
 async def run_step(step: Step, data: Any, context: WorkflowContext) -> Any:
     """Await one step planned by `step_of`."""
+    if Bridge.guests:
+        step = bridge_step(step)
     func, is_async = step
     result = func(data, context)
     if is_async or isinstance(result, Awaitable):

@@ -21,7 +21,15 @@ from ._base import (
 )
 from ._context import WorkflowContext
 from ._errors import PrimitiveTimeoutError
-from ._lambda import Step, call_user, describe_callable, run_step, step_of
+from ._lambda import (
+    Bridge,
+    Step,
+    bridge_step,
+    call_user,
+    describe_callable,
+    run_step,
+    step_of,
+)
 
 #: What ``retry_on=`` accepts: an exception class, a tuple of them, or a predicate.
 RetryOn: TypeAlias = (
@@ -434,7 +442,7 @@ class RetryPrimitive(Primitive[In, Out]):
         if self._bounded:
             return await self._retrying(input_data, context, None)  # type: ignore[no-any-return]
         # The first attempt runs inline: a success costs one try block, nothing else.
-        func, is_async = self._step
+        func, is_async = bridge_step(self._step) if Bridge.guests else self._step
         try:
             result = func(input_data, context)
             if is_async or isinstance(result, Awaitable):

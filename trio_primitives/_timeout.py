@@ -20,7 +20,7 @@ from ._base import (
 )
 from ._context import WorkflowContext
 from ._errors import PrimitiveTimeoutError
-from ._lambda import Step, run_step, step_of
+from ._lambda import Bridge, Step, bridge_step, run_step, step_of
 
 
 class _Missing(enum.Enum):
@@ -136,7 +136,7 @@ class TimeoutPrimitive(Primitive[In, Out]):
         )
 
     async def _run(self, input_data: In, context: WorkflowContext) -> Out:
-        func, is_async = self._step
+        func, is_async = bridge_step(self._step) if Bridge.guests else self._step
         # CancelScope(relative_deadline=...) is move_on_after without its
         # argument checks, which ran once at construction.
         with trio.CancelScope(relative_deadline=self.timeout_seconds):

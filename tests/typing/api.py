@@ -8,10 +8,12 @@ Each ``assert_type`` pins what users' type checkers see; each
 from __future__ import annotations
 
 import functools
+from collections.abc import AsyncIterable, Iterable
 from typing import Any, assert_type
 
 from trio_primitives import (
     LambdaPrimitive,
+    MapPrimitive,
     ParallelPrimitive,
     SequentialPrimitive,
     WorkflowContext,
@@ -105,3 +107,15 @@ ab >> sync_a_to_b  # type: ignore[operator]
 sync_a_to_b | ab  # type: ignore[operator]
 wrong: WorkflowPrimitive[A, B] = seq  # type: ignore[assignment]
 LambdaPrimitive(3)  # type: ignore[call-overload]
+
+# Variance: a step accepting a wider input, or giving a narrower output, fits.
+# WorkflowPrimitive is contravariant in its input and covariant in its output.
+to_list: WorkflowPrimitive[A, list[int]] = LambdaPrimitive(lambda a, context: [1, 2])
+square: WorkflowPrimitive[int, int] = LambdaPrimitive(lambda n, context: n * n)
+assert_type(to_list >> MapPrimitive(square), SequentialPrimitive[A, list[int]])
+assert_type(
+    MapPrimitive(square) >> MapPrimitive(square),
+    SequentialPrimitive[Iterable[int] | AsyncIterable[int], list[int]],
+)
+takes_object: WorkflowPrimitive[object, B] = LambdaPrimitive(lambda x, context: B())
+narrower_input: WorkflowPrimitive[A, B] = takes_object
