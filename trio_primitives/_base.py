@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
+import sys
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
@@ -18,6 +20,8 @@ if TYPE_CHECKING:
 In = TypeVar("In", contravariant=True)
 Out = TypeVar("Out", covariant=True)
 R = TypeVar("R")
+
+_in_trio_task = trio.lowlevel.in_trio_task
 
 
 class WorkflowPrimitive(ABC, Generic[In, Out]):
@@ -90,20 +94,29 @@ class Primitive(WorkflowPrimitive[In, Out]):
         if "execute" in cls.__dict__:
             cls._run = WorkflowPrimitive._run  # type: ignore[method-assign]
 
-    async def execute(self, input_data: In, context: WorkflowContext) -> Out:
+    def execute(
+        self, input_data: In, context: WorkflowContext
+    ) -> Coroutine[Any, Any, Out]:
         """Run this primitive on *input_data* in the calling trio task.
 
         Awaited from asyncio, it runs through the asyncio bridge instead (a
         trio guest run on the running loop; see ``docs/asyncio.md``).
 
+        A plain function that returns the coroutine to await, not an
+        ``async def``: that saves a coroutine frame per call, a third of the
+        cost of a small wrapper (``await p.execute(...)`` reads the same).
+
         Raises:
             RuntimeError: when called outside a trio task or asyncio task.
         """
-        if not trio.lowlevel.in_trio_task():
-            from ._asyncio_bridge import execute_from_asyncio
+        if _in_trio_task():
+            return self._engine_run(input_data, context)  # type: ignore[attr-defined,no-any-return]
+        from ._asyncio_bridge import execute_from_asyncio
 
-            return await execute_from_asyncio(self, input_data, context)  # type: ignore[no-any-return]
-        return await self._engine_run(input_data, context)  # type: ignore[attr-defined,no-any-return]
+        return execute_from_asyncio(self, input_data, context)
+
+    if sys.version_info >= (3, 12):  # inspect.iscoroutinefunction(p.execute) stays True
+        execute = inspect.markcoroutinefunction(execute)
 
     @abstractmethod
     async def _run(self, input_data: In, context: WorkflowContext) -> Out: ...

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar, final
 
 import trio
@@ -139,13 +139,17 @@ class ParallelPrimitive(Primitive[In, list[Out]]):
         if Bridge.guests:  # under the asyncio bridge, user steps run as Tasks
             plan = bridge_plan(plan)
         results: list[Any] = [None] * len(plan)
-        # Branches that answer synchronously run inline, in order. A nursery is
-        # opened only at the first awaitable branch: an all-sync fan-out adds no
-        # schedule point (an empty nursery's exit is one).
+        # Sync branches that answer at once run inline, in order. A nursery is
+        # opened only at the first branch that must be awaited: an all-sync
+        # fan-out adds no schedule point (an empty nursery's exit is one).
         index = 0
+        pending: Awaitable[Any] | None = None
         for func, is_async in plan:
+            if is_async:
+                break
             value = func(input_data, context)
-            if is_async or isinstance(value, Awaitable):
+            if isinstance(value, Awaitable):
+                pending = value
                 break
             results[index] = value
             index += 1
@@ -153,17 +157,36 @@ class ParallelPrimitive(Primitive[In, list[Out]]):
             return results
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(_store, results, index, value)
-                for later in range(index + 1, len(plan)):
+                if pending is not None:
+                    nursery.start_soon(_store, results, index, pending)
+                    index += 1
+                for later in range(index, len(plan)):
                     func, is_async = plan[later]
+                    if is_async:
+                        # The coroutine is made in the child task: one frame
+                        # alive per branch, as in a raw nursery.
+                        nursery.start_soon(
+                            _call_store, results, later, func, input_data, context
+                        )
+                        continue
                     value = func(input_data, context)
-                    if is_async or isinstance(value, Awaitable):
+                    if isinstance(value, Awaitable):
                         nursery.start_soon(_store, results, later, value)
                     else:
                         results[later] = value
         except BaseExceptionGroup as group:
             collapse(group, self, context.workflow_id)
         return results
+
+
+async def _call_store(
+    results: list[Any],
+    index: int,
+    func: Callable[[Any, WorkflowContext], Awaitable[Any]],
+    data: Any,
+    context: WorkflowContext,
+) -> None:
+    results[index] = await func(data, context)
 
 
 async def _store(results: list[Any], index: int, awaitable: Awaitable[Any]) -> None:

@@ -124,7 +124,7 @@ class LambdaPrimitive(Primitive[In, Out]):
         if Bridge.guests:
             return await call_user(self._func, input_data, context)  # type: ignore[no-any-return]
         result = self._func(input_data, context)
-        if isinstance(result, Awaitable):
+        if self._is_async or isinstance(result, Awaitable):
             result = await result
         return result  # type: ignore[no-any-return]
 
