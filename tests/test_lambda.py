@@ -9,9 +9,10 @@ from unittest.mock import AsyncMock, Mock
 
 import pytest
 import trio
+import trio.lowlevel
 import trio.testing
 
-from trio_primitives import LambdaPrimitive, WorkflowContext
+from trio_primitives import LambdaPrimitive, ParallelPrimitive, WorkflowContext
 from trio_primitives._lambda import call_user, run_step, step_of
 
 
@@ -290,3 +291,26 @@ async def test_unittest_mocks_work_as_functions(ctx: WorkflowContext) -> None:
     assert await workflow.execute(1, ctx) == [4, 3]
     shape.assert_called_once_with(3, ctx)
     assert fetch.await_count == 3
+
+
+async def test_fan_out_awaits_coroutines_returned_by_sync_branches(
+    ctx: WorkflowContext,
+) -> None:
+    """In a fan-out, a sync branch that returns a coroutine (first or later) is awaited in its own task."""
+
+    async def double(data: int) -> int:
+        await trio.lowlevel.checkpoint()
+        return data * 2
+
+    async def add_one(data: int, context: WorkflowContext) -> int:
+        return data + 1
+
+    fan = ParallelPrimitive(
+        [
+            LambdaPrimitive(lambda d, c: double(d)),
+            LambdaPrimitive(add_one),
+            LambdaPrimitive(lambda d, c: double(d + 1)),
+            LambdaPrimitive(lambda d, c: d),
+        ]
+    )
+    assert await fan.execute(5, ctx) == [10, 6, 12, 5]
