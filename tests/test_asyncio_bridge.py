@@ -1040,3 +1040,20 @@ async def test_every_wrapper_runs_its_step_as_asyncio_code(
     result = await asyncio.wait_for(wrap(LambdaPrimitive(step)).execute(1, ctx), 10)
     assert result in (2, [2])
     assert seen == ["asyncio"]
+
+
+SEED = ROOT.parent / "shared" / "seed" / "scripts-guidelines.md"
+
+
+@pytest.mark.skipif(
+    not SEED.is_file(), reason="the seed document is not beside this checkout"
+)
+@pytest.mark.parametrize("name", ["model_evaluation", "server_startup", "validation"])
+def test_seed_scripts_differ_from_the_seed_in_their_import_line_only(name: str) -> None:
+    """docs/examples/asyncio holds the seed's scripts byte for byte, but for the import line."""
+    import re
+
+    blocks = re.findall(r"```python\n(.*?)```", SEED.read_text(), re.DOTALL)
+    ours = (EXAMPLES / f"{name}.py").read_text()
+    seed = ours.replace("from trio_primitives import", "from tta_dev_primitives import")
+    assert seed in blocks

@@ -2,23 +2,20 @@
 """Evaluate multiple models in parallel with retry and timeout."""
 
 import asyncio
-
 from trio_primitives import (
-    CachePrimitive,
-    LambdaPrimitive,
     ParallelPrimitive,
     RetryPrimitive,
     TimeoutPrimitive,
+    CachePrimitive,
+    LambdaPrimitive,
     WorkflowContext,
 )
-
 
 async def test_model(model_data: dict, ctx: WorkflowContext) -> dict:
     """Test a single model."""
     model_name = model_data["model_name"]
     # Actual testing logic here
     return {"model": model_name, "score": 0.85}
-
 
 def build_workflow(models: list[str]):
     """Build parallel evaluation workflow with resilience."""
@@ -30,9 +27,11 @@ def build_workflow(models: list[str]):
         )
         test = TimeoutPrimitive(
             RetryPrimitive(
-                LambdaPrimitive(test_model), max_attempts=3, backoff_factor=2.0
+                LambdaPrimitive(test_model),
+                max_attempts=3,
+                backoff_factor=2.0
             ),
-            timeout_seconds=30.0,
+            timeout_seconds=30.0
         )
         model_tests.append(inject_name >> test)
 
@@ -40,9 +39,8 @@ def build_workflow(models: list[str]):
     return CachePrimitive(
         ParallelPrimitive(model_tests),
         cache_key_fn=lambda d, c: "model-eval",
-        ttl_seconds=3600.0,
+        ttl_seconds=3600.0
     )
-
 
 async def main():
     models = ["phi-4", "qwen-0.5b", "qwen-1.5b"]
@@ -53,7 +51,6 @@ async def main():
 
     for result in results:
         print(f"{result['model']}: {result['score']}")
-
 
 if __name__ == "__main__":
     asyncio.run(main())
