@@ -1057,3 +1057,20 @@ def test_seed_scripts_differ_from_the_seed_in_their_import_line_only(name: str) 
     ours = (EXAMPLES / f"{name}.py").read_text()
     seed = ours.replace("from trio_primitives import", "from tta_dev_primitives import")
     assert seed in blocks
+
+
+@pytest.mark.asyncio
+async def test_sync_user_code_runs_in_an_asyncio_task_too(ctx: WorkflowContext) -> None:
+    """Under asyncio a sync step function also runs in an asyncio Task, where sniffio says asyncio."""
+
+    def where(data: int, context: WorkflowContext) -> tuple[str, bool]:
+        return sniffio.current_async_library(), asyncio.current_task() is not None
+
+    expected = ("asyncio", True)
+    assert await LambdaPrimitive(where).execute(1, ctx) == expected
+    fan = LambdaPrimitive(where) | LambdaPrimitive(where)
+    assert (
+        await (LambdaPrimitive(lambda d, c: d) >> fan).execute(1, ctx) == [expected] * 2
+    )
+    mock = MockPrimitive("m", side_effect=where)
+    assert await mock.execute(1, ctx) == expected

@@ -16,7 +16,8 @@ How it works (CONTRACT section 10):
   awaitable it returns runs as an asyncio Task on the loop, created from a
   ``loop.call_soon`` callback (never inside a trio tick, where an eager task
   factory would run it), in the trio task's contextvars Context. A sync
-  function is called in place (it cannot await anything).
+  function runs in such a Task too, so that sniffio and
+  ``asyncio.current_task()`` say asyncio wherever user code runs.
 - Cancellation both ways: a trio cancellation (a timeout, a failing sibling)
   cancels the Task and waits until it has finished; a cancelled caller cancels
   its job's cancel scope and waits until the job has finished.
@@ -62,17 +63,22 @@ def asyncio_step(step: Step) -> Step:
 
 
 async def call_in_asyncio(func: Callable[..., Any], *args: Any) -> Any:
-    """Call user code *func*; run an awaitable it returns as an asyncio Task.
+    """Call user code *func* in an asyncio Task, and await what it returns there.
 
-    On trio cancellation the Task is cancelled (it sees ``CancelledError``)
-    and this waits, shielded, until it has finished; then the cancellation
-    propagates, unless the Task's cleanup raised an exception, which then
-    replaces it (as in asyncio).
+    A sync function runs in the Task too, so that whatever it asks (sniffio,
+    ``asyncio.current_task()``) says asyncio. On trio cancellation the Task is
+    cancelled (it sees ``CancelledError``) and this waits, shielded, until it
+    has finished; then the cancellation propagates, unless the Task's cleanup
+    raised an exception, which then replaces it (as in asyncio).
     """
+    return await _run_task(_call(func, args))
+
+
+async def _call(func: Callable[..., Any], args: tuple[Any, ...]) -> Any:
     result = func(*args)
-    if not isinstance(result, Awaitable):
-        return result
-    return await _run_task(result)
+    if isinstance(result, Awaitable):
+        result = await result
+    return result
 
 
 _SPIN_TICKS = 3
