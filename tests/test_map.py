@@ -1249,3 +1249,33 @@ def test_fail_fast_order_property(durations: list[int], limit: int) -> None:
         assert finish == sorted(finish)
 
     trio.run(main, clock=MockClock(autojump_threshold=0))
+
+
+async def test_fail_fast_item_woken_by_a_freed_token_does_not_start(
+    autojump_clock: trio.testing.MockClock, ctx: WorkflowContext
+) -> None:
+    """A token freed by a failing item never starts a waiting item after the map was cancelled."""
+    started: list[str] = []
+
+    async def step(item: str, context: WorkflowContext) -> str:
+        started.append(item)
+        if item == "a":
+            await trio.sleep(1)
+            raise ValueError("a")
+        if item == "s":
+            raise ValueError("s")
+        await trio.sleep(10)
+        return item
+
+    async def dispatch(item: str, context: WorkflowContext) -> str:
+        if item == "s":  # a sync failure: it fails without a checkpoint
+            started.append(item)
+            raise ValueError("s")
+        return await step(item, context)
+
+    limiter = trio.CapacityLimiter(2)
+    mapped = MapPrimitive(LambdaPrimitive(dispatch), max_concurrency=3, limiter=limiter)
+    with pytest.raises(ValueError, match=r"^a$"):
+        await mapped.execute(["a", "slow", "s"], ctx)
+    assert started == ["a", "slow"]
+    assert limiter.borrowed_tokens == 0

@@ -5,7 +5,9 @@ from __future__ import annotations
 import inspect
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Any, final, overload
+from typing import Any, Literal, final, overload
+
+import trio
 
 from ._base import In, Out, Primitive, WorkflowPrimitive
 from ._context import WorkflowContext
@@ -90,37 +92,91 @@ class LambdaPrimitive(Primitive[In, Out]):
     lambda that returns a coroutine works. On cancellation, an async function
     sees ``trio.Cancelled`` at its next checkpoint, as any trio code does.
 
+    With ``thread=True``, a blocking sync *func* (``time.sleep``, a blocking
+    client, CPU work that releases the GIL) runs in a worker thread through
+    ``trio.to_thread.run_sync``, so the trio run keeps going meanwhile, and
+    its result or exception comes back to the caller. Cancellation (a
+    ``TimeoutPrimitive`` around it, an outer cancel scope, a failing sibling)
+    returns at once: the caller sees ``trio.Cancelled`` (or the timeout)
+    without waiting for the thread. Python cannot stop a thread, so the
+    abandoned thread keeps running to completion in the background and its
+    result or exception is discarded; make such a function safe to finish
+    late (it must not touch state the workflow has moved on from). Threads
+    come from trio's thread cache and are bounded by trio's default thread
+    limiter (``trio.to_thread.current_default_thread_limiter()``, 40 threads
+    at once): an abandoned thread holds its token until it has finished, so
+    many abandoned threads delay new ones rather than pile up. To bound them
+    per workflow, wrap the primitive in a fan-out with ``limiter=``. Under the
+    asyncio bridge the thread path is the same (the thread is neither trio
+    nor asyncio code).
+
     Raises:
-        TypeError: at construction, when *func* is not callable.
+        TypeError: at construction, when *func* is not callable, or when
+            ``thread=True`` is given for an async function; at run time
+            (from trio), when a ``thread=True`` function returns a coroutine.
     """
 
-    __slots__ = ("_func", "_is_async")
+    __slots__ = ("_func", "_is_async", "_thread")
 
     @overload
     def __init__(
-        self, func: Callable[[In, WorkflowContext], Awaitable[Out]]
+        self,
+        func: Callable[[In, WorkflowContext], Awaitable[Out]],
+        *,
+        thread: Literal[False] = False,
     ) -> None: ...
     @overload
-    def __init__(self, func: Callable[[In, WorkflowContext], Out]) -> None: ...
-    def __init__(self, func: Callable[[In, WorkflowContext], Any]) -> None:
+    def __init__(
+        self, func: Callable[[In, WorkflowContext], Out], *, thread: bool = False
+    ) -> None: ...
+    def __init__(
+        self, func: Callable[[In, WorkflowContext], Any], *, thread: bool = False
+    ) -> None:
         if not callable(func):
             msg = (
                 f"LambdaPrimitive needs a callable func(input_data, context), got "
                 f"{type(func).__qualname__} ({func!r})"
             )
             raise TypeError(msg)
+        if not isinstance(thread, bool):
+            msg = (
+                f"LambdaPrimitive thread must be a bool, got "
+                f"{type(thread).__qualname__} ({thread!r}); thread=True runs a "
+                f"blocking sync function in a worker thread"
+            )
+            raise TypeError(msg)
         self._func = func
         self._is_async = inspect.iscoroutinefunction(func)
+        if thread and (
+            self._is_async
+            or inspect.iscoroutinefunction(getattr(func, "__call__", None))  # noqa: B004
+        ):
+            msg = (
+                f"LambdaPrimitive({describe_callable(func)}, thread=True): "
+                f"thread=True runs a blocking sync function in a worker "
+                f"thread, but this function is async; drop thread=True (async "
+                f"code already runs concurrently) or pass a sync function"
+            )
+            raise TypeError(msg)
+        self._thread = thread
 
     @property
     def func(self) -> Callable[[In, WorkflowContext], Any]:
         """The wrapped function."""
         return self._func
 
+    @property
+    def thread(self) -> bool:
+        """Whether the function runs in a worker thread."""
+        return self._thread
+
     def __repr__(self) -> str:
-        return f"LambdaPrimitive({describe_callable(self._func)})"
+        thread = ", thread=True" if self._thread else ""
+        return f"LambdaPrimitive({describe_callable(self._func)}{thread})"
 
     async def _run(self, input_data: In, context: WorkflowContext) -> Out:
+        if self._thread:
+            return await self._run_in_thread(input_data, context)
         if Bridge.guests:
             return await call_user(self._func, input_data, context)  # type: ignore[no-any-return]
         result = self._func(input_data, context)
@@ -128,14 +184,23 @@ class LambdaPrimitive(Primitive[In, Out]):
             result = await result
         return result  # type: ignore[no-any-return]
 
+    async def _run_in_thread(self, input_data: In, context: WorkflowContext) -> Out:
+        # abandon_on_cancel (trio >= 0.23): a cancelled caller returns at
+        # once; the thread runs on, its outcome discarded. trio itself closes
+        # a coroutine returned by the function and raises TypeError.
+        return await trio.to_thread.run_sync(
+            self._func, input_data, context, abandon_on_cancel=True
+        )
+
 
 def step_of(primitive: WorkflowPrimitive[Any, Any]) -> Step:
     """How a composite calls *primitive* with the least overhead.
 
     An async function wrapped in a plain LambdaPrimitive is called directly,
-    skipping a coroutine frame; anything else goes through its ``_run``.
+    skipping a coroutine frame; anything else (a ``thread=True`` one
+    included) goes through its ``_run``.
     """
-    if type(primitive) is LambdaPrimitive:
+    if type(primitive) is LambdaPrimitive and not primitive._thread:
         return primitive._func, primitive._is_async
     return primitive._run, True
 

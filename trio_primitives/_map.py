@@ -459,12 +459,18 @@ class _MapRun:
                 if ordered:
                     index = len(results)
                     results.append(None)
+                waited = False
                 if limiter is not None:
                     try:
                         limiter.acquire_on_behalf_of_nowait(borrower)
                     except trio.WouldBlock:
                         await limiter.acquire_on_behalf_of(borrower)
+                        waited = True
                 try:
+                    if waited:
+                        # A token freed by a failing item can wake this worker
+                        # after the map was cancelled: notice before starting.
+                        await trio.lowlevel.checkpoint_if_cancelled()
                     if bucket is not None and not bucket.try_acquire():
                         await bucket.wait()
                     value = func(item, context)
