@@ -119,3 +119,8 @@ assert_type(
 )
 takes_object: WorkflowPrimitive[object, B] = LambdaPrimitive(lambda x, context: B())
 narrower_input: WorkflowPrimitive[A, B] = takes_object
+
+# A settle fan-out returns each branch's value or exception.
+assert_type(
+    ParallelPrimitive([ab, ab], mode="settle"), ParallelPrimitive[A, B | Exception]
+)
