@@ -65,6 +65,26 @@ class WorkflowPrimitive(ABC, Generic[In, Out]):
         branches: list[WorkflowPrimitive[In, Any]] = [self, other]
         return ParallelPrimitive(branches)
 
+    def describe(self) -> str:
+        """This workflow's graph as a text tree, annotated with its policies.
+
+        Reads the primitives' configuration only: it runs no user code, needs
+        no trio run, and never blocks (see ``docs/introspection.md``).
+        """
+        from ._describe import describe
+
+        return describe(self)
+
+    def to_mermaid(self) -> str:
+        """This workflow's graph as a Mermaid ``flowchart``, annotated with its policies.
+
+        Reads the primitives' configuration only: it runs no user code, needs
+        no trio run, and never blocks (see ``docs/introspection.md``).
+        """
+        from ._describe import to_mermaid
+
+        return to_mermaid(self)
+
     if not TYPE_CHECKING:
         # Run time only: ``3 >> p`` and ``func | p`` get a TypeError that
         # suggests LambdaPrimitive, while mypy, seeing no reflected operator,
