@@ -9,7 +9,7 @@ from collections.abc import Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
-import trio
+import sniffio
 
 from ._context import WorkflowContext
 from ._errors import not_a_primitive
@@ -21,7 +21,10 @@ In = TypeVar("In", contravariant=True)
 Out = TypeVar("Out", covariant=True)
 R = TypeVar("R")
 
-_in_trio_task = trio.lowlevel.in_trio_task
+# trio sets sniffio's thread-local library name to "trio" while it runs a
+# task step (also in guest mode, where asyncio code between ticks sees the
+# previous value): one attribute read, a third of trio.lowlevel.in_trio_task().
+_sniffio_local = sniffio.thread_local
 
 
 class WorkflowPrimitive(ABC, Generic[In, Out]):
@@ -129,7 +132,7 @@ class Primitive(WorkflowPrimitive[In, Out]):
         Raises:
             RuntimeError: when called outside a trio task or asyncio task.
         """
-        if _in_trio_task():
+        if _sniffio_local.name == "trio":
             return self._engine_run(input_data, context)  # type: ignore[attr-defined,no-any-return]
         from ._asyncio_bridge import execute_from_asyncio
 
