@@ -409,6 +409,8 @@ def run_scenarios(
         try:
             for rep in range(config.memory_reps):
                 for result, scenario in rng.sample(memory, len(memory)):
+                    if scenario.rep_factor == 0 and rep > 0:
+                        continue  # memory-only and heavy: one traced run is enough
                     progress.update(
                         f"tracemalloc {rep + 1}/{config.memory_reps} {scenario.title}"
                     )
@@ -440,10 +442,14 @@ def _set_up(
         return ScenarioResult(spec.key, spec.title, "skipped", reason)
     try:
         scenario = spec.build()
-        progress.update(f"calibrating {scenario.title}")
-        ks, seconds = calibrate(scenario, config.min_sample_s)
-        progress.update(f"warming up {scenario.title}")
-        run_repetition(scenario, ks, rng)  # warm-up, not recorded
+        if scenario.rep_factor == 0:  # memory only: nothing to calibrate or warm
+            ks: dict[str, int] = {}
+            seconds = 0.0
+        else:
+            progress.update(f"calibrating {scenario.title}")
+            ks, seconds = calibrate(scenario, config.min_sample_s)
+            progress.update(f"warming up {scenario.title}")
+            run_repetition(scenario, ks, rng)  # warm-up, not recorded
     except Exception as exc:
         return ScenarioResult(
             spec.key, spec.title, "failed", f"failed: {type(exc).__name__}: {exc}"

@@ -85,6 +85,8 @@ def format_bytes(value: float) -> str:
     """*value* bytes in a readable unit."""
     if math.isnan(value):
         return "-"
+    if value >= 1024 * 1024:
+        return f"{value / (1024 * 1024):.2f} MiB"
     if value >= 10 * 1024:
         return f"{value / 1024:.1f} KiB"
     return f"{value:.0f} B"
@@ -153,10 +155,12 @@ def table(
             lines += [f"{result.title}", f"  {result.reason}", ""]
             continue
         scenario = result.scenario
-        lines.append(
-            f"{scenario.title} ({scenario.unit}; {_runs(result.ks)} per sample, "
-            f"{result.reps} repetitions)"
+        runs = (
+            f"{_runs(result.ks)} per sample, {result.reps} repetitions"
+            if result.reps
+            else "memory only, not timed"
         )
+        lines.append(f"{scenario.title} ({scenario.unit}; {runs})")
         memory = any(e.memory for e in result.results)
         header = f"  {'contender':<{name_width}}  {'median':>10}  {'ratio [IQR]':<22}"
         if memory:
@@ -209,9 +213,9 @@ def _row(
 ) -> str:
     scenario = result.scenario
     assert scenario is not None
-    limit = ""
+    limits: list[str] = []
     if targeted and scenario.target is not None:
-        limit = f"  target <= {scenario.target:.2f}x"
+        limits.append(f"target <= {scenario.target:.2f}x")
     row = (
         f"  {entry.contender.name:<{width}}  {format_time(median(entry.times_ns)):>10}  "
         f"{_ratio_cell(entry.ratios):<22}"
@@ -222,8 +226,10 @@ def _row(
             f"{_ratio_cell(entry.memory_ratios):<22}"
         )
         if targeted and scenario.memory_target is not None:
-            limit += f", mem <= {scenario.memory_target:.2f}x"
-    return (row + limit).rstrip()
+            limits.append(f"mem <= {scenario.memory_target:.2f}x")
+    if limits:
+        row += "  " + ", ".join(limits)
+    return row.rstrip()
 
 
 def to_json(

@@ -3,8 +3,9 @@
 Fairness rules (benchmarks/README.md): every contender runs the same no-op
 step function; a raw fan-out stores its results in a list as
 ParallelPrimitive does; ours is always called through the public
-``execute``. Scenarios that need names ``trio_primitives`` does not export
-yet are declared with ``requires=`` and skipped with a printed reason.
+``execute`` (or ``stream``, a public entry too). Scenarios that need names
+``trio_primitives`` does not export yet are declared with ``requires=`` and
+skipped with a printed reason.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import asyncio
 import functools
 import importlib
 import operator
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from types import ModuleType
 from typing import Any
 
@@ -41,6 +42,9 @@ SLEEP_TARGET = 1.05
 RETRY_TARGET = 1.5
 CACHE_TARGET = 3.0
 TIMEOUT_TARGET = 1.10
+# MapPrimitive.stream over 1,000,000 items: tracemalloc peak <= 2x the same
+# map's over 10,000 items (memory bounded by the work in flight, not the input).
+MAP_MEMORY_TARGET = 2.0
 
 
 async def noop(data: Any, context: WorkflowContext) -> Any:
@@ -64,6 +68,8 @@ class Sizes:
     sleep_seconds: float = 0.010
     map_items: int = 1_000_000
     map_concurrency: int = 1_000
+    map_memory_items: int = 1_000_000
+    map_memory_baseline: int = 10_000
     bridge_fanout: int = 1_000
     bridge_callers: int = 100
 
@@ -76,6 +82,8 @@ SMOKE = Sizes(
     sleep_seconds=0.001,
     map_items=100,
     map_concurrency=10,
+    map_memory_items=200,
+    map_memory_baseline=20,
     bridge_fanout=10,
     bridge_callers=5,
 )
@@ -465,6 +473,107 @@ def map_items(items: int, concurrency: int) -> Scenario:
     )
 
 
+# --- MapPrimitive memory: 1M items against 10k -----------------------------
+
+
+async def checkpoint_noop(data: Any, context: WorkflowContext) -> Any:
+    """An async no-op step that checkpoints, so that the map's workers interleave."""
+    await trio.lowlevel.checkpoint()
+    return data
+
+
+async def counting(n: int) -> AsyncIterator[int]:
+    """``0 .. n-1`` from an async generator (the map reads it with backpressure)."""
+    for i in range(n):
+        yield i
+
+
+MapInput = Callable[[int], Iterable[int] | AsyncIterator[int]]
+MAP_INPUTS: dict[str, tuple[str, MapInput]] = {
+    "iterable": ("range(n)", range),
+    "async-gen": ("an async generator", counting),
+}
+
+
+def _map_stream(workflow: Any, make: MapInput, n: int) -> Sample:
+    ctx = CTX
+
+    async def sample(k: int) -> None:
+        for _ in range(k):
+            # A fresh input per run (an async generator is read once).
+            async with workflow.stream(make(n), ctx) as results:
+                async for _ in results:
+                    pass
+
+    return sample
+
+
+def _map_execute(workflow: Any, n: int) -> Sample:
+    ctx = CTX
+
+    async def sample(k: int) -> None:
+        for _ in range(k):
+            await workflow.execute(range(n), ctx)
+
+    return sample
+
+
+def map_memory(kind: str, items: int, baseline: int, concurrency: int) -> Scenario:
+    """Tracemalloc peak of a MapPrimitive over *items* against the same map over *baseline*.
+
+    *kind* is ``"iterable"`` or ``"async-gen"`` (``stream`` consumed to the
+    end, target ``MAP_MEMORY_TARGET``), or ``"execute"`` (no target: its
+    result list grows with the input). The 10,000-item run takes the
+    ``"raw"`` role, so the table's mem ratio is peak(items) / peak(baseline).
+    Memory only: the timing rounds skip it (``rep_factor=0``); the ``map``
+    scenario times MapPrimitive.
+    """
+    workflow = exported("MapPrimitive")(
+        LambdaPrimitive(checkpoint_noop), max_concurrency=concurrency
+    )
+    notes = [
+        f"mem ratio: peak over {items:,} items / peak over {baseline:,} items of the "
+        f"same map (the reference is that smaller run, not raw trio); memory only, "
+        f"not timed (the 'map' scenario times MapPrimitive)",
+    ]
+    if kind == "execute":
+        what = "execute(range(n))"
+        big: Sample = _map_execute(workflow, items)
+        small = _map_execute(workflow, baseline)
+        notes.append(
+            "no target, for information: execute() returns every result in one "
+            "list, so its peak grows with N (the list and the results it holds); "
+            "stream() keeps none"
+        )
+        target = None
+    else:
+        label, make = MAP_INPUTS[kind]
+        what = f"stream over {label}"
+        big = _map_stream(workflow, make, items)
+        small = _map_stream(workflow, make, baseline)
+        target = MAP_MEMORY_TARGET
+    title = (
+        f"MapPrimitive memory, {what}, max_concurrency={concurrency:,}: "
+        f"{items:,} items vs {baseline:,}"
+    )
+    return Scenario(
+        key=f"map-memory/{kind}",
+        title=title,
+        unit="per run",
+        ops=1,
+        contenders=(
+            Contender(f"same map over {baseline:,} items", "raw", small),
+            Contender(f"ours: over {items:,} items", "ours", big),
+        ),
+        memory_target=target,
+        measure_memory=True,
+        fixed_k=1,
+        heavy=True,
+        rep_factor=0,  # memory only: no timed repetitions
+        notes=tuple(notes),
+    )
+
+
 # --- the asyncio bridge ----------------------------------------------------
 
 
@@ -639,5 +748,24 @@ def specs(sizes: Sizes | None = None) -> list[Spec]:
             functools.partial(map_items, sizes.map_items, sizes.map_concurrency),
             heavy=True,
         ),
+    ]
+    out += [
+        Spec(
+            f"map-memory/{kind}",
+            f"MapPrimitive memory ({kind}), {sizes.map_memory_items:,} items",
+            ("MapPrimitive",),
+            functools.partial(
+                map_memory,
+                kind,
+                sizes.map_memory_items,
+                sizes.map_memory_baseline,
+                sizes.map_concurrency,
+            ),
+            heavy=True,
+        )
+        # One stream case (the async generator, which also shows backpressure)
+        # keeps the full run under ten minutes: a traced 1M-item stream takes
+        # about two minutes.
+        for kind in ("async-gen", "execute")
     ]
     return out

@@ -519,3 +519,83 @@ def test_bridge_scenarios_trio_side_contenders_run(
                     await contender.sample(2)
 
     trio.run(run_trio_side)
+
+
+def _map_memory_specs() -> list[Spec]:
+    return [
+        s for s in _scenarios.specs(_scenarios.SMOKE) if s.key.startswith("map-memory/")
+    ]
+
+
+def test_map_memory_scenarios_register_a_2x_target_for_stream_only() -> None:
+    """The map-memory scenarios trace peaks only and target peak(N)/peak(baseline) <= 2x for stream."""
+    specs = _map_memory_specs()
+    assert [s.key for s in specs] == ["map-memory/async-gen", "map-memory/execute"]
+    assert all(s.heavy and s.requires == ("MapPrimitive",) for s in specs)
+    results = _run(specs)
+    for result in results:
+        assert result.status == "ok", result.reason
+        assert result.reps == 0  # memory only: no timed repetitions
+        baseline, big = result.results
+        assert baseline.contender.role == "raw"
+        assert baseline.times_ns == big.times_ns == []
+        assert baseline.memory_ratios == [1.0]
+        assert len(big.memory) == 1
+        assert big.memory[0] > 0
+    checked = verdicts(results)
+    assert [(v.scenario.split(",")[1], v.what, v.limit) for v in checked] == [
+        (" stream over an async generator", "tracemalloc peak per run", 2.0),
+    ]
+    text = table(results, SMOKE_CONFIG, _env())
+    assert "200 items vs 20 (per run; memory only, not timed)" in text
+    assert "peak over 200 items / peak over 20 items" in text
+    assert "execute() returns every result in one list" in text
+    assert "  mem <= 2.00x" in text
+
+
+def test_map_memory_is_skipped_in_quick_mode() -> None:
+    """--quick skips the map-memory scenarios (heavy) and says so."""
+    results = _run(_map_memory_specs(), Config(quick=True))
+    assert {r.status for r in results} == {"skipped"}
+    assert all("--quick" in r.reason for r in results)
+
+
+def test_map_memory_stream_reads_every_item_of_a_fresh_input(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each run of a map-memory stream sample reads a fresh input to its end."""
+    read: list[int] = []
+
+    async def recording(n: int) -> AsyncIterator[int]:
+        for i in range(n):
+            read.append(i)
+            yield i
+
+    monkeypatch.setitem(_scenarios.MAP_INPUTS, "async-gen", ("recording", recording))
+    scenario = _scenarios.map_memory("async-gen", 50, 5, 4)
+    assert "stream over recording" in scenario.title
+
+    async def run_both() -> None:
+        for contender in scenario.contenders:
+            await contender.sample(2)
+
+    trio.run(run_both)
+    assert sorted(read) == sorted([*range(5), *range(5), *range(50), *range(50)])
+
+
+def test_map_memory_step_checkpoints() -> None:
+    """The map-memory step checkpoints, so the map's workers really interleave."""
+
+    async def main() -> None:
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await _scenarios.checkpoint_noop(1, _scenarios.CTX)
+        assert scope.cancelled_caught
+
+    trio.run(main)
+
+
+def test_format_bytes_uses_mib_from_one_mib() -> None:
+    """Peaks of a mebibyte or more print in MiB."""
+    assert format_bytes(3 * 1024 * 1024) == "3.00 MiB"
+    assert format_bytes(1024 * 1024 - 1) == "1024.0 KiB"
