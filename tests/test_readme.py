@@ -27,8 +27,13 @@ def test_readme_example_runs() -> None:
 
 
 def test_readme_quick_start_names_files_that_exist() -> None:
-    """The quick-start commands run files that exist in the repository."""
+    """The quick-start commands run the benchmark and files that exist in the repository."""
     text = README.read_text()
     for path in ("docs/examples/model_evaluation.py", "scripts/check.py"):
         assert f".venv/bin/python {path}" in text
         assert (README.parent / path).is_file()
+    assert (
+        '.venv/bin/pip install -q -e ".[bench]" && .venv/bin/python -m benchmarks --quick'
+        in text
+    )
+    assert (README.parent / "benchmarks" / "__main__.py").is_file()
