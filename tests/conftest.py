@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import settings
 
 from trio_primitives import WorkflowContext
+
+# Property tests check behaviour, never time: no per-example deadline on a shared
+# machine. Under CI (CI=true) the examples are derandomized, so a run is
+# reproducible and a new counterexample is found locally, not in a landing.
+settings.register_profile("default", deadline=None, print_blob=True)
+settings.register_profile("ci", deadline=None, print_blob=True, derandomize=True)
+settings.load_profile("ci" if os.environ.get("CI") else "default")
 
 
 @pytest.fixture
