@@ -8,45 +8,14 @@ from typing import Any, Literal, TypeVar, final, overload
 import trio
 
 from ._base import In, Out, Primitive, WorkflowPrimitive
+from ._checks import check_limiter, check_mode, check_steps
 from ._context import WorkflowContext
 from ._errors import collapse, not_a_primitive
 from ._lambda import Bridge, Step, bridge_plan, step_of
-from ._map import _MODES, check_limiter
 
 R = TypeVar("R")
 
 _checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
-
-
-def _check_steps(
-    kind: str, primitives: Iterable[WorkflowPrimitive[Any, Any]]
-) -> list[WorkflowPrimitive[Any, Any]]:
-    if isinstance(primitives, WorkflowPrimitive):
-        msg = f"{kind} takes a list of primitives, got a single {primitives!r}; write {kind}([{primitives!r}, ...])"
-        raise TypeError(msg)
-    try:
-        iterator = iter(primitives)
-    except TypeError:
-        msg = (
-            f"{kind} takes a list of primitives, got {type(primitives).__qualname__} "
-            f"({primitives!r}); write {kind}([first, second, ...])"
-        )
-        raise TypeError(msg) from None
-    steps = list(iterator)
-    if not steps:
-        msg = (
-            f"{kind} needs at least one primitive, got an empty list; pass the "
-            f"steps to run, e.g. {kind}([LambdaPrimitive(func)])"
-        )
-        raise ValueError(msg)
-    for index, step in enumerate(steps):
-        if not isinstance(step, WorkflowPrimitive):
-            msg = (
-                f"{kind} takes primitives, got {type(step).__qualname__} ({step!r}) "
-                f"at index {index}; wrap a function in LambdaPrimitive(func) first"
-            )
-            raise TypeError(msg)
-    return steps
 
 
 @final
@@ -67,7 +36,7 @@ class SequentialPrimitive(Primitive[In, Out]):
 
     def __init__(self, primitives: Iterable[WorkflowPrimitive[Any, Any]]) -> None:
         self.primitives: tuple[WorkflowPrimitive[Any, Any], ...] = tuple(
-            _check_steps("SequentialPrimitive", primitives)
+            check_steps("SequentialPrimitive", primitives)
         )
         self._plan: tuple[Step, ...] = tuple(step_of(p) for p in self.primitives)
 
@@ -195,18 +164,10 @@ class ParallelPrimitive(Primitive[In, list[Out]]):
         limiter: trio.CapacityLimiter | None = None,
     ) -> None:
         self.primitives: tuple[WorkflowPrimitive[In, Any], ...] = tuple(
-            _check_steps("ParallelPrimitive", primitives)
+            check_steps("ParallelPrimitive", primitives)
         )
         self.max_concurrency: int | None = _check_max_concurrency(max_concurrency)
-        if mode not in _MODES:
-            msg = (
-                f"ParallelPrimitive mode must be 'fail_fast' or 'settle', got "
-                f"{mode!r}; 'fail_fast' raises the first failure and cancels "
-                f"the other branches, 'settle' returns each branch's value or "
-                f"exception"
-            )
-            raise ValueError(msg)
-        self.mode: str = mode
+        self.mode: str = check_mode("ParallelPrimitive", mode, "branch", "branches")
         self.limiter: trio.CapacityLimiter | None = check_limiter(
             "ParallelPrimitive", limiter
         )

@@ -22,6 +22,7 @@ from typing import (
 import trio
 
 from ._base import Primitive, WorkflowPrimitive, check_primitive
+from ._checks import check_limiter, check_mode
 from ._context import WorkflowContext
 from ._errors import collapse
 from ._lambda import Bridge, Step, bridge_step, step_of
@@ -32,31 +33,12 @@ R = TypeVar("R")
 
 _checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
 
-_MODES: Final = ("fail_fast", "settle")
-
 
 class _Done(enum.Enum):
     DONE = enum.auto()
 
 
 _DONE: Final = _Done.DONE  # the input is exhausted
-
-
-def check_limiter(owner: str, value: object) -> trio.CapacityLimiter | None:
-    """*value* if it is None or a ``trio.CapacityLimiter``.
-
-    Raises:
-        TypeError: for anything else.
-    """
-    if value is None or isinstance(value, trio.CapacityLimiter):
-        return value
-    msg = (
-        f"{owner} limiter must be a trio.CapacityLimiter (shared by the "
-        f"primitives that make up one bulkhead) or None, got "
-        f"{type(value).__qualname__} ({value!r}); e.g. "
-        f"limiter=trio.CapacityLimiter(10)"
-    )
-    raise TypeError(msg)
 
 
 def _check_max_concurrency(value: object) -> int:
@@ -227,14 +209,7 @@ class MapPrimitive(Primitive[Iterable[T] | AsyncIterable[T], list[R]]):
             )
             raise TypeError(msg)
         self.ordered: bool = ordered
-        if mode not in _MODES:
-            msg = (
-                f"MapPrimitive mode must be 'fail_fast' or 'settle', got "
-                f"{mode!r}; 'fail_fast' raises the first failure and cancels "
-                f"the rest, 'settle' returns each item's value or exception"
-            )
-            raise ValueError(msg)
-        self.mode: str = mode
+        self.mode: str = check_mode("MapPrimitive", mode, "item", "items")
         self.limiter: trio.CapacityLimiter | None = check_limiter(
             "MapPrimitive", limiter
         )

@@ -8,11 +8,10 @@ from typing import Any, final
 import trio
 
 from ._base import In, Out, Primitive, WorkflowPrimitive
-from ._compose import _check_steps
+from ._checks import check_limiter, check_steps
 from ._context import WorkflowContext
 from ._errors import collapse
 from ._lambda import Bridge, Step, bridge_plan, step_of
-from ._map import check_limiter
 
 
 @final
@@ -104,7 +103,7 @@ class RacePrimitive(Primitive[In, Out]):
         limiter: trio.CapacityLimiter | None = None,
     ) -> None:
         self.primitives: tuple[WorkflowPrimitive[In, Out], ...] = tuple(
-            _check_steps("RacePrimitive", primitives)
+            check_steps("RacePrimitive", primitives)
         )
         self.limiter: trio.CapacityLimiter | None = check_limiter(
             "RacePrimitive", limiter
