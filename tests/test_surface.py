@@ -6,8 +6,11 @@ import copy
 import enum
 import importlib.metadata
 import importlib.resources
+import pathlib
 import pickle
 import pkgutil
+import subprocess
+import sys
 import types
 
 import pytest
@@ -125,3 +128,32 @@ def test_context_pickles_and_copies() -> None:
         assert clone.state == {"k": [1]}
         assert clone.trace_id == ctx.trace_id
         assert clone.correlation_id == ctx.correlation_id
+
+
+def test_import_has_no_side_effects(tmp_path: pathlib.Path) -> None:
+    """Importing the package writes no file, adds no log handler, patches nothing and loads no asyncio."""
+    code = """
+import logging, os, sys, threading
+before_files = sorted(os.listdir("."))
+root = logging.getLogger()
+handlers = (list(root.handlers), logging.lastResort)
+threads = threading.active_count()
+import trio_primitives, trio_primitives.testing
+assert sorted(os.listdir(".")) == before_files, "files appeared"
+assert (list(root.handlers), logging.lastResort) == handlers, "logging changed"
+assert not any(logging.getLogger(n).handlers for n in logging.root.manager.loggerDict), "handlers added"
+assert threading.active_count() == threads, "a thread started"
+assert "asyncio" not in sys.modules, "asyncio imported"
+assert "trio_asyncio" not in sys.modules
+assert "opentelemetry" not in sys.modules
+print("ok")
+"""
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.stdout, done.stderr) == ("ok\n", "")
