@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import functools
-import importlib.util
 import math
 import pickle
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from types import ModuleType
@@ -17,6 +14,7 @@ import attrs
 import pytest
 import trio
 import trio.testing
+from _support import load_module, run_script
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from trio.testing import MockClock
@@ -1229,24 +1227,12 @@ def test_matches_the_reference_model(
 
 def load_example() -> ModuleType:
     """Import docs/examples/circuit_breaker.py as a fresh module."""
-    spec = importlib.util.spec_from_file_location("example_circuit_breaker", EXAMPLE)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(EXAMPLE, "example_circuit_breaker")
 
 
 def test_example_runs_as_a_script() -> None:
     """Run with warnings as errors, the example prints the output its docstring shows and nothing on stderr."""
-    done = subprocess.run(
-        [sys.executable, "-W", "error", str(EXAMPLE)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_script(EXAMPLE)
     assert done.stderr == ""
     assert done.stdout == EXAMPLE_OUTPUT
     assert done.returncode == 0

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import subprocess
-import sys
 from collections.abc import Generator
 from pathlib import Path
 from types import ModuleType
@@ -14,6 +11,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from _support import load_module, run_script
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from trio.testing import MockClock
@@ -981,24 +979,12 @@ def test_repr_names_the_steps_and_a_non_default_grace_period() -> None:
 
 def load_example() -> ModuleType:
     """Import docs/examples/saga.py as a fresh module."""
-    spec = importlib.util.spec_from_file_location("example_saga", EXAMPLE)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(EXAMPLE, "example_saga")
 
 
 def test_example_runs_as_a_script() -> None:
     """docs/examples/saga.py, run with warnings as errors, prints what its docstring says and nothing on stderr."""
-    done = subprocess.run(
-        [sys.executable, "-W", "error", str(EXAMPLE)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_script(EXAMPLE)
     assert done.stderr == ""
     assert done.stdout == EXAMPLE_OUTPUT
     assert done.returncode == 0

@@ -6,8 +6,6 @@ import asyncio
 import enum
 import functools
 import pickle
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ import pytest
 import sniffio
 import trio
 import trio.testing
+from _support import run_script
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from trio.testing import MockClock
@@ -1050,14 +1049,7 @@ strict: no route 'gpt-9'; known routes ('local', 'cloud')
 
 def test_routing_example_runs_as_a_script() -> None:
     """docs/examples/routing.py, run with warnings as errors, prints what its docstring says and nothing on stderr."""
-    done = subprocess.run(
-        [sys.executable, "-W", "error", str(EXAMPLE)],
-        cwd=EXAMPLE.parent.parent.parent,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_script(EXAMPLE)
     assert (done.stdout, done.stderr, done.returncode) == (EXPECTED_OUTPUT, "", 0)
     docstring_output = EXPECTED_OUTPUT.rstrip("\n").replace("\n", "\n    ")
     assert docstring_output in EXAMPLE.read_text()

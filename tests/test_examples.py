@@ -6,14 +6,12 @@ Each example is the seed's code with only its import line changed and
 
 from __future__ import annotations
 
-import importlib.util
-import subprocess
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 import trio
+from _support import load_module, run_script
 from trio.testing import MockClock
 
 from trio_primitives import PrimitiveTimeoutError, WorkflowContext
@@ -30,14 +28,7 @@ EXPECTED = {
 
 def load_example(name: str) -> ModuleType:
     """Import docs/examples/<name>.py as a fresh module."""
-    spec = importlib.util.spec_from_file_location(
-        f"example_{name}", EXAMPLES / f"{name}.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(EXAMPLES / f"{name}.py", f"example_{name}")
 
 
 @pytest.mark.parametrize(
@@ -45,14 +36,7 @@ def load_example(name: str) -> ModuleType:
 )
 def test_script_runs_and_prints_what_the_seed_says(name: str, expected: str) -> None:
     """Run as a script with warnings as errors, each example prints exactly the seed's output and nothing on stderr."""
-    done = subprocess.run(
-        [sys.executable, "-W", "error", str(EXAMPLES / f"{name}.py")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_script(EXAMPLES / f"{name}.py")
     assert done.stderr == ""
     assert done.stdout == expected
     assert done.returncode == 0

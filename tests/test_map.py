@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +11,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from _support import run_script
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from trio.testing import MockClock
@@ -1148,14 +1147,7 @@ def test_under_asyncio() -> None:
 def test_example_runs_as_a_script() -> None:
     """docs/examples/map_stream.py runs with warnings as errors and prints what its docstring says."""
     script = ROOT / "docs" / "examples" / "map_stream.py"
-    done = subprocess.run(
-        [sys.executable, "-W", "error", str(script)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_script(script)
     assert done.stderr == ""
     assert done.returncode == 0
     doc = script.read_text().split('"""')[1]
