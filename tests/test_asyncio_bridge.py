@@ -38,7 +38,7 @@ from trio_primitives import (
     WorkflowPrimitive,
     hold_run,
 )
-from trio_primitives._lambda import Bridge
+from trio_primitives._hooks import Hooks
 from trio_primitives.testing import MockPrimitive
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,7 +61,7 @@ def deadline() -> Iterator[None]:
     finally:
         faulthandler.cancel_dump_traceback_later()
     assert not trio.lowlevel.in_trio_run()
-    assert Bridge.guests == 0
+    assert Hooks.active == 0
 
 
 def run(
@@ -415,7 +415,7 @@ async def test_concurrent_callers_share_one_guest_run(ctx: WorkflowContext) -> N
     runs_seen: list[int] = []
 
     async def wait(data: int, context: WorkflowContext) -> int:
-        runs_seen.append(Bridge.guests)
+        runs_seen.append(Hooks.active)
         started.set()
         await release.wait()
         return data
@@ -425,7 +425,7 @@ async def test_concurrent_callers_share_one_guest_run(ctx: WorkflowContext) -> N
         await started.wait()
         second = group.create_task(LambdaPrimitive(inc).execute(2, ctx))
         assert await second == 3
-        assert Bridge.guests == 1
+        assert Hooks.active == 1
         release.set()
     assert first.result() == 1
     assert runs_seen == [1]
@@ -439,9 +439,9 @@ async def test_hold_run_keeps_one_run_for_the_block(ctx: WorkflowContext) -> Non
         for i in range(3):
             assert await LambdaPrimitive(inc).execute(i, ctx) == i + 1
             assert trio.lowlevel.in_trio_run()
-            assert Bridge.guests == 1
+            assert Hooks.active == 1
         async with hold_run():  # nested holds share the run
-            assert Bridge.guests == 1
+            assert Hooks.active == 1
         assert trio.lowlevel.in_trio_run()
     assert not trio.lowlevel.in_trio_run()
 
@@ -465,7 +465,7 @@ async def test_hold_run_is_a_no_op_under_trio(ctx: WorkflowContext) -> None:
     """Under trio, hold_run() does nothing and calls run natively."""
     async with hold_run():
         assert await LambdaPrimitive(lambda d, c: d + 1).execute(1, ctx) == 2
-    assert Bridge.guests == 0
+    assert Hooks.active == 0
 
 
 def test_hold_run_ends_with_its_last_call() -> None:

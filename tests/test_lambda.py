@@ -275,7 +275,7 @@ async def test_engine_helpers_await_what_execute_awaits(ctx: WorkflowContext) ->
         (Doubled(lambda d, c: d + 1), 4),
     ]
     for primitive, expected in cases:
-        assert await run_step(step_of(primitive), 1, ctx) == expected
+        assert await run_step(primitive, step_of(primitive), 1, ctx) == expected
         assert await primitive.execute(1, ctx) == expected
     assert await call_user(process, "y") == "processed y"
     assert await call_user(lambda a, b: a + b, 1, 2) == 3

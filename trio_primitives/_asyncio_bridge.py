@@ -40,7 +40,9 @@ import trio
 from ._base import Primitive, WorkflowPrimitive
 from ._context import WorkflowContext
 from ._errors import reraise_alone
-from ._lambda import Bridge, Step
+from ._hooks import Bridge, Hooks
+from ._lambda import Step
+from ._observe import enter
 
 _local = Bridge.local
 
@@ -232,7 +234,7 @@ class _Guest:
         )
         _local.guest = self
         _local.loop = self.loop
-        Bridge.guests += 1
+        Hooks.active += 1
 
     def _run_soon(self, tick: Callable[[], object]) -> None:
         # trio's next guest tick. Consecutive ticks run back to back in one
@@ -296,7 +298,7 @@ class _Guest:
         if getattr(_local, "guest", None) is self:
             _local.guest = None
             _local.loop = None
-        Bridge.guests -= 1
+        Hooks.active -= 1
         error = getattr(run_outcome, "error", None)
         if not self.finished.done():
             self.finished.set_result(None if error is None else _unwrap(error))
@@ -354,7 +356,7 @@ class _Job:
         value: Any = None
         try:
             with self.scope:
-                value = await self.primitive._engine_run(self.data, self.context)  # type: ignore[attr-defined]
+                value = await enter(self.primitive, self.data, self.context)
                 kind = None
         except BaseException as exc:
             kind, value = self._classify(exc)

@@ -13,6 +13,8 @@ import sniffio
 
 from ._context import WorkflowContext
 from ._errors import not_a_primitive
+from ._hooks import Hooks
+from ._observe import enter
 
 if TYPE_CHECKING:
     from ._compose import ParallelPrimitive, SequentialPrimitive
@@ -133,6 +135,12 @@ class Primitive(WorkflowPrimitive[In, Out]):
             RuntimeError: when called outside a trio task or asyncio task.
         """
         if _sniffio_local.name == "trio":
+            try:
+                hooked = Hooks.active or context.observers
+            except AttributeError:  # not a WorkflowContext: no observers
+                hooked = Hooks.active
+            if hooked:
+                return enter(self, input_data, context)
             return self._engine_run(input_data, context)  # type: ignore[attr-defined,no-any-return]
         from ._asyncio_bridge import execute_from_asyncio
 

@@ -13,7 +13,9 @@ import trio
 from ._base import In, Out, Primitive, WorkflowPrimitive, check_primitive
 from ._clock import TIMELINE
 from ._context import WorkflowContext
-from ._lambda import Bridge, Step, bridge_step, run_step, step_of
+from ._hooks import Hooks
+from ._lambda import Step, hooked_step, run_step, step_of
+from ._observe import BreakerStateChange, call_of
 
 #: What ``expected_exception=`` accepts: an Exception class or a tuple of them.
 ExpectedException: TypeAlias = type[Exception] | tuple[type[Exception], ...]
@@ -485,7 +487,11 @@ class CircuitBreakerPrimitive(Primitive[In, Out]):
         if self._state is not _CLOSED:
             return await self._not_closed(input_data, context)
         epoch = self._epoch
-        func, is_async = bridge_step(self._step) if Bridge.guests else self._step
+        func, is_async = (
+            hooked_step(self.primitive, self._step, context)
+            if Hooks.active
+            else self._step
+        )
         try:
             result = func(input_data, context)
             if is_async or isinstance(result, Awaitable):
@@ -524,7 +530,7 @@ class CircuitBreakerPrimitive(Primitive[In, Out]):
         self._probing = True
         epoch = self._epoch
         try:
-            result = await run_step(self._step, input_data, context)
+            result = await run_step(self.primitive, self._step, input_data, context)
         except self._expected as exc:
             if epoch == self._epoch:
                 self._last_error = exc
@@ -561,8 +567,7 @@ class CircuitBreakerPrimitive(Primitive[In, Out]):
 
         *context* is the call that made the change, None for `reset`.
         """
-        # Section 16's "breaker state change" event, (old=self._state, new),
-        # is to be emitted from here, to *context*'s observers.
+        old = self._state
         self._state = new
         self._epoch += 1
         self._success_count = 0
@@ -575,6 +580,8 @@ class CircuitBreakerPrimitive(Primitive[In, Out]):
         elif new is _CLOSED:
             self._failure_count = 0
             self._last_error = None
+        if Hooks.active and old is not new and (call := call_of(self)) is not None:
+            call.emit(BreakerStateChange, old_state=old, new_state=new)
 
     def _rejection(
         self, context: WorkflowContext, remaining: float | None

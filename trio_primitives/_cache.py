@@ -23,7 +23,9 @@ from ._base import (
 )
 from ._clock import TIMELINE
 from ._context import WorkflowContext
+from ._hooks import Hooks
 from ._lambda import Step, describe_callable, run_step, step_of
+from ._observe import CacheExpiry, CacheHit, CacheMiss, call_of
 
 _checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
 
@@ -32,15 +34,22 @@ if TYPE_CHECKING:
 
 
 class _Entries(cachetools.TTLCache[Hashable, Any, float]):
-    """A TTLCache on the shared timeline that counts the entries it expires."""
+    """A TTLCache on the shared timeline that counts the entries it expires.
 
-    def __init__(self, maxsize: int, ttl: float) -> None:
+    Expirations inside an observed call of *owner* become CacheExpiry events.
+    """
+
+    def __init__(self, maxsize: int, ttl: float, owner: object) -> None:
         super().__init__(maxsize, ttl, TIMELINE.now)
         self.expirations = 0
+        self.owner = owner
 
     def expire(self, time: float | None = None) -> list[tuple[Hashable, Any]]:
         expired = super().expire(time)
         self.expirations += len(expired)
+        if expired and Hooks.active and (call := call_of(self.owner)) is not None:
+            for key, _ in expired:
+                call.emit(CacheExpiry, key=key)
         return expired
 
 
@@ -202,7 +211,7 @@ class CachePrimitive(Primitive[In, Out]):
     _misses: int = attrs.field(init=False, default=0)
 
     def __attrs_post_init__(self) -> None:
-        self._entries = _Entries(self._max_size, self._ttl_seconds)
+        self._entries = _Entries(self._max_size, self._ttl_seconds, self)
         self._step = step_of(self._primitive)
 
     @property
@@ -244,6 +253,8 @@ class CachePrimitive(Primitive[In, Out]):
         else:
             await _checkpoint_if_cancelled()
             self._hits += 1
+            if Hooks.active and (call := call_of(self)) is not None:
+                call.emit(CacheHit, key=key)
             return value  # type: ignore[no-any-return]
         # Outside the except block, so that the primitive's own exceptions are
         # not chained to the KeyError.
@@ -255,6 +266,11 @@ class CachePrimitive(Primitive[In, Out]):
         if isinstance(key, Awaitable):
             self._awaitable_key(key, context.workflow_id)
         self._misses += 1
+        # Expired entries are dropped (and counted) as soon as a lookup
+        # misses, not only at the next insert.
+        self._entries.expire()
+        if Hooks.active and (call := call_of(self)) is not None:
+            call.emit(CacheMiss, key=key)
         inflight = self._inflight
         while (flight := inflight.get(key)) is not None:
             done = flight.done
@@ -273,7 +289,7 @@ class CachePrimitive(Primitive[In, Out]):
                 pass
         flight = inflight[key] = _Flight()
         try:
-            value = await run_step(self._step, input_data, context)
+            value = await run_step(self._primitive, self._step, input_data, context)
             if inflight.get(key) is flight:  # not invalidated meanwhile
                 self._entries[key] = value
             flight.value = value

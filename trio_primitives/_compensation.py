@@ -281,8 +281,8 @@ class CompensationPrimitive(Primitive[In, Out]):
         try:
             # Through run_step, so that under the asyncio bridge user code runs
             # as asyncio Tasks (the contract's section 10).
-            for step in self._actions:
-                data = await run_step(step, data, context)
+            for (action, _), step in zip(self.steps, self._actions, strict=True):
+                data = await run_step(action, step, data, context)
                 done.append(data)
         except BaseException as failure:
             if not isinstance(failure, GeneratorExit):
@@ -306,14 +306,15 @@ class CompensationPrimitive(Primitive[In, Out]):
         with trio.CancelScope(shield=True):
             for index in range(len(done) - 1, -1, -1):
                 undo = self._undos[index]
-                if undo is None:
+                undo_primitive = self.steps[index][1]
+                if undo is None or undo_primitive is None:
                     continue
                 if trio.current_time() >= deadline:
                     errors.append(self._out_of_time(index, context, started=False))
                     continue
                 try:
                     with trio.CancelScope(deadline=deadline) as scope:
-                        await run_step(undo, done[index], context)
+                        await run_step(undo_primitive, undo, done[index], context)
                 except Exception as exc:
                     exc.add_note(
                         f"raised by {self._undo_name(index)} while compensating "

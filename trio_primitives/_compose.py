@@ -11,7 +11,8 @@ from ._base import In, Out, Primitive, WorkflowPrimitive
 from ._checks import check_limiter, check_mode, check_steps
 from ._context import WorkflowContext
 from ._errors import collapse, not_a_primitive
-from ._lambda import Bridge, Step, bridge_plan, step_of
+from ._hooks import Hooks
+from ._lambda import Step, hooked_plan, step_of
 
 R = TypeVar("R")
 
@@ -56,8 +57,8 @@ class SequentialPrimitive(Primitive[In, Out]):
     async def _run(self, input_data: In, context: WorkflowContext) -> Out:
         data: Any = input_data
         plan = self._plan
-        if Bridge.guests:  # under the asyncio bridge, user steps run as Tasks
-            plan = bridge_plan(plan)
+        if Hooks.active:  # the asyncio bridge or observers
+            plan = hooked_plan(self.primitives, plan, context)
         for func, is_async in plan:
             data = func(data, context)
             if is_async or isinstance(data, Awaitable):
@@ -215,8 +216,8 @@ class ParallelPrimitive(Primitive[In, list[Out]]):
         if self._general:
             return await self._run_general(input_data, context)
         plan = self._plan
-        if Bridge.guests:  # under the asyncio bridge, user steps run as Tasks
-            plan = bridge_plan(plan)
+        if Hooks.active:  # the asyncio bridge or observers
+            plan = hooked_plan(self.primitives, plan, context)
         results: list[Any] = [None] * len(plan)
         # Sync branches that answer at once run inline, in order. A nursery is
         # opened only at the first branch that must be awaited: an all-sync
@@ -263,8 +264,8 @@ class ParallelPrimitive(Primitive[In, list[Out]]):
         # caller's task is the first worker, so sync branches still run
         # inline; a nursery is opened at the first branch that awaits.
         plan = self._plan
-        if Bridge.guests:
-            plan = bridge_plan(plan)
+        if Hooks.active:
+            plan = hooked_plan(self.primitives, plan, context)
         run = _FanOut(self, plan, input_data, context)
         pending = await run.work(run, None)
         if pending is not None:

@@ -10,6 +10,8 @@ from typing import Any
 import attrs
 import trio
 
+from ._observe import Observer, check_observer
+
 
 def _new_id() -> str:
     return str(uuid.uuid4())
@@ -17,6 +19,20 @@ def _new_id() -> str:
 
 def _hex_id(nbytes: int) -> str:
     return uuid.uuid4().hex[: nbytes * 2]
+
+
+def _observers(value: object) -> tuple[Observer, ...]:
+    if isinstance(value, str) or not hasattr(value, "__iter__"):
+        check_observer(value, "WorkflowContext observers")  # one observer, not a list
+        msg = (
+            f"WorkflowContext observers must be a list of observers, got one "
+            f"({value!r}); write observers=[observer]"
+        )
+        raise TypeError(msg)
+    return tuple(
+        check_observer(o, f"WorkflowContext observers[{i}]")
+        for i, o in enumerate(value)
+    )
 
 
 @attrs.define(kw_only=True, eq=False)
@@ -36,7 +52,11 @@ class WorkflowContext:
     ``correlation_id``; ``causation_id`` is the parent's ``correlation_id``).
     It gets shallow copies of ``metadata``, ``tags`` and ``baggage`` (its own
     annotations do not leak to the parent), and its own empty ``checkpoints``
-    and a fresh ``start_time``. Nothing is deep-copied.
+    and a fresh ``start_time``. Nothing is deep-copied. It has the same
+    ``observers``.
+
+    ``observers`` (a list, kept as a tuple) receive the events of every call
+    made with this context (see ``Observer`` and ``docs/observability.md``).
 
     Unknown keyword arguments raise ``TypeError``.
     """
@@ -57,6 +77,7 @@ class WorkflowContext:
     tags: dict[str, str] = attrs.field(factory=dict)
     start_time: float = attrs.field(factory=time.time)
     checkpoints: list[tuple[str, float]] = attrs.field(factory=list)
+    observers: tuple[Observer, ...] = attrs.field(factory=tuple, converter=_observers)
 
     def checkpoint(self, name: str) -> None:
         """Record a named timing checkpoint (wall-clock seconds since the epoch)."""
@@ -93,6 +114,7 @@ class WorkflowContext:
             causation_id=self.correlation_id,
             baggage=dict(self.baggage),
             tags=dict(self.tags),
+            observers=self.observers,
         )
 
     @classmethod

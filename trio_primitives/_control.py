@@ -10,7 +10,9 @@ from typing import Any, TypeVar, final, overload
 
 from ._base import In, Out, Primitive, WorkflowPrimitive, check_primitive
 from ._context import WorkflowContext
-from ._lambda import Bridge, Step, bridge_step, describe_callable, step_of
+from ._hooks import Hooks
+from ._lambda import Step, bridge_step, describe_callable, hooked_step, step_of
+from ._observe import RouteChosen, call_of
 
 R = TypeVar("R")
 
@@ -150,21 +152,29 @@ class ConditionalPrimitive(Primitive[In, Out]):
         )
 
     async def _run(self, input_data: In, context: WorkflowContext) -> Out:
-        bridged = Bridge.guests  # under the asyncio bridge, user code runs as Tasks
+        hooked = Hooks.active  # the asyncio bridge or observers
         func, is_async = (
-            bridge_step(self._condition_step) if bridged else self._condition_step
+            bridge_step(self._condition_step) if hooked else self._condition_step
         )
         chosen: Any = func(input_data, context)
         # A bool is never awaitable: skip the (slower) isinstance for it.
         if is_async or (type(chosen) is not bool and isinstance(chosen, Awaitable)):
             chosen = await chosen
+        if hooked and (call := call_of(self)) is not None:
+            call.emit(
+                RouteChosen,
+                route="then" if chosen else "else",
+                key=chosen,
+                target=self.then_primitive if chosen else self.else_primitive,
+            )
+        target: WorkflowPrimitive[In, Any]
         if chosen:
-            step = self._then_step
-        elif self._else_step is not None:
-            step = self._else_step
+            target, step = self.then_primitive, self._then_step
+        elif self.else_primitive is not None and self._else_step is not None:
+            target, step = self.else_primitive, self._else_step
         else:
             return input_data  # type: ignore[return-value]
-        func, is_async = bridge_step(step) if bridged else step
+        func, is_async = hooked_step(target, step, context) if hooked else step
         result = func(input_data, context)
         if is_async or isinstance(result, Awaitable):
             result = await result
@@ -294,10 +304,8 @@ class RouterPrimitive(Primitive[In, Out]):
         )
 
     async def _run(self, input_data: In, context: WorkflowContext) -> Out:
-        bridged = Bridge.guests  # under the asyncio bridge, user code runs as Tasks
-        func, is_async = (
-            bridge_step(self._router_step) if bridged else self._router_step
-        )
+        hooked = Hooks.active  # the asyncio bridge or observers
+        func, is_async = bridge_step(self._router_step) if hooked else self._router_step
         key: Any = func(input_data, context)
         # A str is never awaitable: skip the (slower) isinstance for it.
         if is_async or (type(key) is not str and isinstance(key, Awaitable)):
@@ -308,11 +316,19 @@ class RouterPrimitive(Primitive[In, Out]):
             raise self._unhashable(key, context) from exc
         if route is None:
             raise self._not_found(key, context)
-        # The one place where the choice is known: *key* was asked for and
-        # route[0] runs (the default's key when *key* is unknown). Section 16's
-        # route-chosen event belongs here; nothing is recorded in the context.
-        step = route[1]
-        func, is_async = bridge_step(step) if bridged else step
+        name, step = route
+        if hooked:
+            target = self.routes[name]
+            if (call := call_of(self)) is not None:
+                call.emit(
+                    RouteChosen,
+                    route=name,
+                    key=key,
+                    target=target,
+                    default=route is not self._plan.get(key),
+                )
+            step = hooked_step(target, step, context)
+        func, is_async = step
         result = func(input_data, context)
         if is_async or isinstance(result, Awaitable):
             result = await result

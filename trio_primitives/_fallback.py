@@ -13,7 +13,9 @@ from ._base import (
     check_primitive,
 )
 from ._context import WorkflowContext
-from ._lambda import Bridge, Step, bridge_step, run_step, step_of
+from ._hooks import Hooks
+from ._lambda import Step, hooked_step, run_step, step_of
+from ._observe import FallbackTaken, call_of
 
 
 @final
@@ -96,7 +98,9 @@ class FallbackPrimitive(Primitive[In, Out]):
 
     async def _run(self, input_data: In, context: WorkflowContext) -> Out:
         func, is_async = (
-            bridge_step(self._primary_step) if Bridge.guests else self._primary_step
+            hooked_step(self.primary, self._primary_step, context)
+            if Hooks.active
+            else self._primary_step
         )
         try:
             result = func(input_data, context)
@@ -113,9 +117,15 @@ class FallbackPrimitive(Primitive[In, Out]):
         self, primary_error: Exception, input_data: In, context: WorkflowContext
     ) -> Out:
         errors: list[Exception] = []
-        for _, step in self._fallback_plan:
+        call = call_of(self) if Hooks.active else None
+        for index, (alternative, step) in enumerate(self._fallback_plan, start=1):
+            if call is not None:
+                why = errors[-1] if errors else primary_error
+                call.emit(
+                    FallbackTaken, exception=why, fallback=alternative, index=index
+                )
             try:
-                return await run_step(step, input_data, context)  # type: ignore[no-any-return]
+                return await run_step(alternative, step, input_data, context)  # type: ignore[no-any-return]
             except Exception as exc:
                 errors.append(exc)
         total = len(errors)

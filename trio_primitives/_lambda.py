@@ -3,30 +3,20 @@
 from __future__ import annotations
 
 import inspect
-import threading
 from collections.abc import Awaitable, Callable
+from functools import partial
+from itertools import repeat
 from typing import Any, Literal, final, overload
 
 import trio
 
 from ._base import In, Out, Primitive, WorkflowPrimitive
 from ._context import WorkflowContext
+from ._hooks import Bridge, Hooks
+from ._observe import observed, observers_of
 
 # A step as the engine calls it: (callable, returns_awaitable_for_sure).
 Step = tuple[Callable[[Any, WorkflowContext], Any], bool]
-
-
-class Bridge:
-    """Whether user code must run as asyncio Tasks (see ``_asyncio_bridge``).
-
-    ``guests`` counts the asyncio-bridge guest runs alive in the process: while
-    it is 0 (every pure-trio program) the check costs one attribute read.
-    ``local.loop`` is the asyncio loop hosting this thread's trio run, if that
-    run is a bridge guest run (a thread holds at most one trio run).
-    """
-
-    guests = 0
-    local = threading.local()
 
 
 def bridged() -> Any:
@@ -38,21 +28,43 @@ def bridged() -> Any:
     return _asyncio_bridge
 
 
-def bridge_plan(plan: tuple[Step, ...]) -> tuple[Step, ...]:
-    """*plan* as it must run now: user callables as asyncio Tasks under the bridge.
+def bridge_step(step: Step) -> Step:
+    """A user callable's *step* as it must run now: as asyncio Tasks under the bridge.
 
-    Call only when ``Bridge.guests`` is nonzero (the slow path).
+    Call only when ``Hooks.active`` is nonzero (the slow path).
     """
     bridge = bridged()
-    if bridge is None:
-        return plan
-    return tuple(map(bridge.asyncio_step, plan))
-
-
-def bridge_step(step: Step) -> Step:
-    """One *step* as it must run now (see `bridge_plan`)."""
-    bridge = bridged()
     return step if bridge is None else bridge.asyncio_step(step)
+
+
+def hooked_step(
+    primitive: WorkflowPrimitive[Any, Any], step: Step, context: WorkflowContext
+) -> Step:
+    """*primitive*'s planned *step* as it must run now.
+
+    Under the asyncio bridge, its user code runs as asyncio Tasks; when the
+    call is observed, it runs between start and end events (and always as a
+    coroutine, so that both are emitted in the task that runs it). Call only
+    when ``Hooks.active`` is nonzero (the slow path).
+    """
+    if getattr(Bridge.local, "loop", None) is not None:
+        from ._asyncio_bridge import asyncio_step
+
+        step = asyncio_step(step)
+    if observers_of(context):
+        return partial(observed, primitive, step), True
+    return step
+
+
+def hooked_plan(
+    primitives: tuple[WorkflowPrimitive[Any, Any], ...],
+    plan: tuple[Step, ...],
+    context: WorkflowContext,
+) -> tuple[Step, ...]:
+    """Each step of *plan* as it must run now (see `hooked_step`)."""
+    if getattr(Bridge.local, "loop", None) is None and not observers_of(context):
+        return plan
+    return tuple(map(hooked_step, primitives, plan, repeat(context)))
 
 
 async def call_user(func: Callable[..., Any], *args: Any) -> Any:
@@ -62,7 +74,7 @@ async def call_user(func: Callable[..., Any], *args: Any) -> Any:
     object with ``async __call__``, a ``functools.partial``) is awaited. Under
     the asyncio bridge, that awaitable runs as an asyncio Task.
     """
-    if Bridge.guests and (bridge := bridged()) is not None:
+    if Hooks.active and (bridge := bridged()) is not None:
         return await bridge.call_in_asyncio(func, *args)
     result = func(*args)
     if isinstance(result, Awaitable):
@@ -177,7 +189,7 @@ class LambdaPrimitive(Primitive[In, Out]):
     async def _run(self, input_data: In, context: WorkflowContext) -> Out:
         if self._thread:
             return await self._run_in_thread(input_data, context)
-        if Bridge.guests:
+        if Hooks.active:
             return await call_user(self._func, input_data, context)  # type: ignore[no-any-return]
         result = self._func(input_data, context)
         if self._is_async or isinstance(result, Awaitable):
@@ -205,10 +217,15 @@ def step_of(primitive: WorkflowPrimitive[Any, Any]) -> Step:
     return primitive._run, True
 
 
-async def run_step(step: Step, data: Any, context: WorkflowContext) -> Any:
-    """Await one step planned by `step_of`."""
-    if Bridge.guests:
-        step = bridge_step(step)
+async def run_step(
+    primitive: WorkflowPrimitive[Any, Any],
+    step: Step,
+    data: Any,
+    context: WorkflowContext,
+) -> Any:
+    """Await *primitive*'s *step*, planned by `step_of`."""
+    if Hooks.active:
+        step = hooked_step(primitive, step, context)
     func, is_async = step
     result = func(data, context)
     if is_async or isinstance(result, Awaitable):

@@ -25,7 +25,8 @@ from ._base import Primitive, WorkflowPrimitive, check_primitive
 from ._checks import check_limiter, check_mode
 from ._context import WorkflowContext
 from ._errors import collapse
-from ._lambda import Bridge, Step, bridge_step, step_of
+from ._hooks import Hooks
+from ._lambda import Step, hooked_step, step_of
 from ._rate_limit import TokenBucket, default_burst, to_max_per_second
 
 T = TypeVar("T")
@@ -343,7 +344,9 @@ class _MapRun:
                 _not_iterable(owner, items, context)
         self.exhausted = False
         self.func, self.is_async = (
-            bridge_step(owner._step) if Bridge.guests else owner._step
+            hooked_step(owner.primitive, owner._step, context)
+            if Hooks.active
+            else owner._step
         )
         self.settle = owner._settle
         self.ordered = owner.ordered

@@ -11,7 +11,8 @@ from ._base import In, Out, Primitive, WorkflowPrimitive
 from ._checks import check_limiter, check_steps
 from ._context import WorkflowContext
 from ._errors import collapse
-from ._lambda import Bridge, Step, bridge_plan, step_of
+from ._hooks import Hooks
+from ._lambda import Step, hooked_plan, step_of
 
 
 @final
@@ -117,8 +118,8 @@ class RacePrimitive(Primitive[In, Out]):
 
     async def _run(self, input_data: In, context: WorkflowContext) -> Out:
         plan = self._plan
-        if Bridge.guests:  # under the asyncio bridge, user steps run as Tasks
-            plan = bridge_plan(plan)
+        if Hooks.active:  # the asyncio bridge or observers
+            plan = hooked_plan(self.primitives, plan, context)
         limiter = self.limiter
         try:
             async with trio.open_nursery() as nursery:

@@ -12,7 +12,8 @@ import trio
 
 from ._base import In, Out, Primitive, WorkflowPrimitive, primitive_validator
 from ._context import WorkflowContext
-from ._lambda import Bridge, Step, bridge_step, step_of
+from ._hooks import Hooks
+from ._lambda import Step, hooked_step, step_of
 
 _current_clock = trio.lowlevel.current_clock
 
@@ -232,7 +233,11 @@ class RateLimitPrimitive(Primitive[In, Out]):
         bucket = self._bucket
         if not bucket.try_acquire():
             await bucket.wait()
-        func, is_async = bridge_step(self._step) if Bridge.guests else self._step
+        func, is_async = (
+            hooked_step(self.primitive, self._step, context)
+            if Hooks.active
+            else self._step
+        )
         result = func(input_data, context)
         if is_async or isinstance(result, Awaitable):
             result = await result

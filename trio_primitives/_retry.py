@@ -21,15 +21,15 @@ from ._base import (
 )
 from ._context import WorkflowContext
 from ._errors import PrimitiveTimeoutError
+from ._hooks import Hooks
 from ._lambda import (
-    Bridge,
     Step,
-    bridge_step,
     call_user,
     describe_callable,
     run_step,
     step_of,
 )
+from ._observe import RetryAttempt, RetryBackoff, TimeoutFired, call_of
 
 #: What ``retry_on=`` accepts: an exception class, a tuple of them, or a predicate.
 RetryOn: TypeAlias = (
@@ -439,10 +439,10 @@ class RetryPrimitive(Primitive[In, Out]):
         return f"RetryPrimitive({', '.join(parts)})"
 
     async def _run(self, input_data: In, context: WorkflowContext) -> Out:
-        if self._bounded:
+        if self._bounded or Hooks.active:
             return await self._retrying(input_data, context, None)  # type: ignore[no-any-return]
         # The first attempt runs inline: a success costs one try block, nothing else.
-        func, is_async = bridge_step(self._step) if Bridge.guests else self._step
+        func, is_async = self._step
         try:
             result = func(input_data, context)
             if is_async or isinstance(result, Awaitable):
@@ -471,6 +471,7 @@ class RetryPrimitive(Primitive[In, Out]):
         has not run yet.
         """
         step = self._step
+        call = call_of(self) if Hooks.active else None
         errors: list[tuple[Exception, float | None]] = []  # failure, delay after it
         attempt = 0 if failure is None else 1
         budget_note = None
@@ -501,16 +502,39 @@ class RetryPrimitive(Primitive[In, Out]):
                             )
                             break
                         errors.append((failure, delay))
+                        if call is not None:
+                            call.emit(
+                                RetryBackoff,
+                                attempt=attempt,
+                                delay=delay,
+                                exception=failure,
+                            )
                         failure = None
                         await trio.sleep(delay)
                     attempt += 1
+                    if call is not None:
+                        call.emit(
+                            RetryAttempt,
+                            attempt=attempt,
+                            max_attempts=self.max_attempts,
+                        )
                     try:
                         if self.attempt_timeout is None:
-                            return await run_step(step, input_data, context)
+                            return await run_step(
+                                self.primitive, step, input_data, context
+                            )
                         with trio.move_on_after(self.attempt_timeout):
-                            return await run_step(step, input_data, context)
+                            return await run_step(
+                                self.primitive, step, input_data, context
+                            )
                         # Only our own deadline lands here: an outer cancellation
                         # propagates out of the scope as trio.Cancelled.
+                        if call is not None:
+                            call.emit(
+                                TimeoutFired,
+                                limit="attempt_timeout",
+                                timeout_seconds=self.attempt_timeout,
+                            )
                         raise self._timeout_error(attempt, context, total=False)
                     except Exception as exc:
                         failure = exc
@@ -519,6 +543,12 @@ class RetryPrimitive(Primitive[In, Out]):
                         ):
                             break
             if total is not None and total.cancelled_caught:
+                if call is not None:
+                    call.emit(
+                        TimeoutFired,
+                        limit="total_timeout",
+                        timeout_seconds=self.total_timeout,
+                    )
                 if failure is not None:  # cancelled while retry_on judged it
                     errors.append((failure, None))
                 failure = self._timeout_error(attempt, context, total=True)

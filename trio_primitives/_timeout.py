@@ -20,7 +20,9 @@ from ._base import (
 )
 from ._context import WorkflowContext
 from ._errors import PrimitiveTimeoutError
-from ._lambda import Bridge, Step, bridge_step, run_step, step_of
+from ._hooks import Hooks
+from ._lambda import Step, hooked_step, run_step, step_of
+from ._observe import FallbackTaken, TimeoutFired, call_of
 
 
 class _Missing(enum.Enum):
@@ -136,7 +138,11 @@ class TimeoutPrimitive(Primitive[In, Out]):
         )
 
     async def _run(self, input_data: In, context: WorkflowContext) -> Out:
-        func, is_async = bridge_step(self._step) if Bridge.guests else self._step
+        func, is_async = (
+            hooked_step(self.primitive, self._step, context)
+            if Hooks.active
+            else self._step
+        )
         # CancelScope(relative_deadline=...) is move_on_after without its
         # argument checks, which ran once at construction.
         with trio.CancelScope(relative_deadline=self.timeout_seconds):
@@ -150,9 +156,28 @@ class TimeoutPrimitive(Primitive[In, Out]):
         return await self._expired(input_data, context)
 
     async def _expired(self, input_data: In, context: WorkflowContext) -> Out:
-        if self._fallback_step is not None:
+        msg = (
+            f"{self.primitive!r} did not finish within timeout_seconds="
+            f"{self.timeout_seconds!r} in workflow {context.workflow_id!r}; "
+            f"raise timeout_seconds or add a fallback/default to the "
+            f"TimeoutPrimitive"
+        )
+        error = PrimitiveTimeoutError(msg)
+        call = call_of(self) if Hooks.active else None
+        if call is not None:
+            call.emit(
+                TimeoutFired,
+                limit="timeout_seconds",
+                timeout_seconds=self.timeout_seconds,
+            )
+            if self._fallback_step is not None or self.default is not _MISSING:
+                call.emit(FallbackTaken, exception=error, fallback=self.fallback)
+        if self.fallback is not None and self._fallback_step is not None:
+            del error  # not raised: no traceback to keep
             try:
-                return await run_step(self._fallback_step, input_data, context)  # type: ignore[no-any-return]
+                return await run_step(  # type: ignore[no-any-return]
+                    self.fallback, self._fallback_step, input_data, context
+                )
             except Exception as exc:
                 exc.add_note(
                     f"raised by the fallback of {self!r}, which ran because "
@@ -161,10 +186,4 @@ class TimeoutPrimitive(Primitive[In, Out]):
                 raise
         if self.default is not _MISSING:
             return self.default  # type: ignore[no-any-return]
-        msg = (
-            f"{self.primitive!r} did not finish within timeout_seconds="
-            f"{self.timeout_seconds!r} in workflow {context.workflow_id!r}; "
-            f"raise timeout_seconds or add a fallback/default to the "
-            f"TimeoutPrimitive"
-        )
-        raise PrimitiveTimeoutError(msg)
+        raise error

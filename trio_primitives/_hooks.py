@@ -1,0 +1,27 @@
+"""The gate of the engine's slow path: one counter read per call when unused."""
+
+from __future__ import annotations
+
+import threading
+
+
+class Hooks:
+    """Whether a call must do more than run its steps.
+
+    ``active`` counts what needs it, process-wide: asyncio-bridge guest runs
+    alive (user code must run as asyncio Tasks), observed calls running, and
+    global observers registered. While it is 0 (every pure-trio program with
+    no observer) the check costs one attribute read; while it is not, each
+    composite looks at its own call to decide what, if anything, to add.
+    """
+
+    active = 0
+
+
+class Bridge:
+    """Which asyncio loop hosts this thread's trio run, if it is a bridge guest run.
+
+    ``local.loop`` is that loop (a thread holds at most one trio run).
+    """
+
+    local = threading.local()

@@ -1,0 +1,437 @@
+"""Observers and the events they receive (CONTRACT section 16).
+
+A call is observed when observers are attached as it starts: the context's
+own (``WorkflowContext(observers=[...])``) and the global ones
+(`add_observer`). Each event goes to the observers attached when it happens,
+synchronously, in the trio task of the call it belongs to, before the call
+returns. With no observer attached nothing here runs: the engine's only cost
+is the `Hooks` check it already makes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Hashable
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
+
+import trio
+
+from ._hooks import Hooks
+
+if TYPE_CHECKING:
+    from ._base import WorkflowPrimitive
+    from ._breaker import CircuitState
+    from ._context import WorkflowContext
+
+E = TypeVar("E", bound="WorkflowEvent")
+
+_logger = logging.getLogger("trio_primitives")
+
+
+@runtime_checkable
+class Observer(Protocol):
+    """Anything with ``on_event(event) -> None`` watches workflows.
+
+    ``on_event`` is called synchronously, in the trio task of the call the
+    event belongs to (under the asyncio bridge too), so it must not block:
+    hand slow work (network exports) to a queue or a thread, as
+    OpenTelemetry's batch span processor does. It is a sync method; it cannot
+    await. An observer that raises is removed, as trio removes a failing
+    instrument: its error is logged to the ``trio_primitives`` logger and the
+    workflow runs on unchanged.
+    """
+
+    def on_event(self, event: WorkflowEvent) -> None:
+        """Receive one event."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class WorkflowEvent:
+    """The fields every event has.
+
+    Attributes:
+        primitive: the primitive whose call the event belongs to.
+        name: a short name for it (a span's name): the class name, or the
+            function's name for a LambdaPrimitive, or a mock's name.
+        context: the context of the call.
+        call_id: identifies the call, unique in the process; every event of
+            one call carries the same.
+        parent_id: the ``call_id`` of the call this one runs inside (a
+            sequence, a fan-out branch's parent, a retry), or None for the
+            outermost call.
+        time: when it happened, on trio's clock (``trio.current_time()``).
+    """
+
+    primitive: WorkflowPrimitive[Any, Any]
+    name: str
+    context: WorkflowContext
+    call_id: int
+    parent_id: int | None
+    time: float
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class PrimitiveStart(WorkflowEvent):
+    """A call of a primitive starts, on *input_data*."""
+
+    input_data: Any
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class PrimitiveEnd(WorkflowEvent):
+    """A call of a primitive has ended.
+
+    Attributes:
+        outcome: ``"ok"`` (it returned *result*), ``"error"`` (it raised
+            *exception*) or ``"cancelled"`` (``trio.Cancelled`` went through
+            it: it was cancelled from outside, which is not a failure).
+        duration: seconds on trio's clock from start to end.
+        result: what it returned, None unless the outcome is ``"ok"``.
+        exception: what it raised, None when the outcome is ``"ok"``.
+    """
+
+    outcome: Literal["ok", "error", "cancelled"]
+    duration: float
+    result: Any = None
+    exception: BaseException | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class RetryAttempt(WorkflowEvent):
+    """A RetryPrimitive starts attempt number *attempt* (1-based) of *max_attempts*."""
+
+    attempt: int
+    max_attempts: int
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class RetryBackoff(WorkflowEvent):
+    """Attempt *attempt* failed with *exception*; the next one starts after *delay* s."""
+
+    attempt: int
+    delay: float
+    exception: Exception
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class TimeoutFired(WorkflowEvent):
+    """A deadline of the primitive expired: *limit* of *timeout_seconds*.
+
+    *limit* is ``"timeout_seconds"`` (TimeoutPrimitive), or
+    ``"attempt_timeout"`` or ``"total_timeout"`` (RetryPrimitive).
+    """
+
+    limit: str
+    timeout_seconds: float
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class FallbackTaken(WorkflowEvent):
+    """The primitive gave up on a step and runs its fallback instead.
+
+    Attributes:
+        exception: why: what the failed step raised (for a
+            TimeoutPrimitive, the PrimitiveTimeoutError it stands for).
+        fallback: the primitive that runs next, or None when a
+            TimeoutPrimitive answers with its ``default``.
+        index: which fallback (1 for the first of a FallbackPrimitive's).
+    """
+
+    exception: BaseException
+    fallback: WorkflowPrimitive[Any, Any] | None
+    index: int = 1
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class CacheHit(WorkflowEvent):
+    """A CachePrimitive answered from its cache for *key*."""
+
+    key: Hashable
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class CacheMiss(WorkflowEvent):
+    """A CachePrimitive had nothing for *key*: the primitive runs (or one running is joined)."""
+
+    key: Hashable
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class CacheExpiry(WorkflowEvent):
+    """A CachePrimitive's entry for *key* had outlived its TTL (a CacheMiss follows)."""
+
+    key: Hashable
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class BreakerStateChange(WorkflowEvent):
+    """A CircuitBreakerPrimitive moved from *old_state* to *new_state*."""
+
+    old_state: CircuitState
+    new_state: CircuitState
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class RouteChosen(WorkflowEvent):
+    """A RouterPrimitive or ConditionalPrimitive picked *route*.
+
+    Attributes:
+        route: the key of the route that runs (a ConditionalPrimitive's are
+            ``"then"`` and ``"else"``).
+        key: what the router function returned (the condition's value, for a
+            ConditionalPrimitive).
+        target: the primitive that runs, None when a ConditionalPrimitive
+            without an else branch passes its input through.
+        default: whether the router's default route runs because *key*
+            matched no route.
+    """
+
+    route: Hashable
+    key: Any
+    target: WorkflowPrimitive[Any, Any] | None
+    default: bool = False
+
+
+# --- Registration -----------------------------------------------------------
+
+_GLOBAL: list[Observer] = []
+
+
+def check_observer(value: object, where: str) -> Observer:
+    """Raise a TypeError unless *value* has a callable ``on_event``."""
+    if not callable(getattr(value, "on_event", None)):
+        msg = (
+            f"{where} must be an observer, an object with an on_event(event) "
+            f"method, got {type(value).__qualname__} ({value!r}); e.g. "
+            f"trio_primitives.LoggingObserver()"
+        )
+        raise TypeError(msg)
+    return value  # type: ignore[return-value]
+
+
+def add_observer(observer: Observer) -> None:
+    """Send the events of every call that starts from now on to *observer*.
+
+    Adding an observer that is already registered does nothing. Calls
+    already running are observed only if they were when they started.
+
+    Raises:
+        TypeError: when *observer* has no ``on_event`` method.
+    """
+    check_observer(observer, "add_observer() argument")
+    if not any(o is observer for o in _GLOBAL):
+        if not _GLOBAL:
+            Hooks.active += 1
+        _GLOBAL.append(observer)
+
+
+def remove_observer(observer: Observer) -> None:
+    """Stop sending events to *observer*, registered with `add_observer`.
+
+    Raises:
+        ValueError: when *observer* is not registered.
+    """
+    if not _discard_global(observer):
+        msg = (
+            f"remove_observer({observer!r}): that observer is not registered; "
+            f"add it with add_observer() first (observers attached with "
+            f"WorkflowContext(observers=...) are not global)"
+        )
+        raise ValueError(msg)
+
+
+def _discard_global(observer: object) -> bool:
+    for index, registered in enumerate(_GLOBAL):
+        if registered is observer:
+            del _GLOBAL[index]
+            if not _GLOBAL:
+                Hooks.active -= 1
+            return True
+    return False
+
+
+def observers_of(context: WorkflowContext) -> tuple[Observer, ...]:
+    """The observers of a call with *context*: its own, then the global ones."""
+    own: tuple[Observer, ...] = getattr(context, "observers", ())
+    if not _GLOBAL:
+        return own
+    return own + tuple(o for o in _GLOBAL if not any(o is mine for mine in own))
+
+
+# --- Calls ------------------------------------------------------------------
+
+_ids = itertools.count(1)
+_current: ContextVar[Call | None] = ContextVar("trio_primitives_call", default=None)
+
+
+class Call:
+    """One observed call of a primitive: the source of its events."""
+
+    __slots__ = (
+        "call_id",
+        "context",
+        "door",
+        "name",
+        "parent_id",
+        "primitive",
+        "start",
+    )
+
+    def __init__(
+        self,
+        primitive: WorkflowPrimitive[Any, Any],
+        context: WorkflowContext,
+        parent: Call | None,
+    ) -> None:
+        self.primitive = primitive
+        self.context = context
+        self.name = call_name(primitive)
+        self.call_id = next(_ids)
+        self.parent_id = None if parent is None else parent.call_id
+        self.start = 0.0
+        # A run-time subclass overriding execute reaches the library's
+        # implementation through Primitive.execute again (super().execute):
+        # that is this same call, not a new one.
+        self.door = _overrides_execute(primitive)
+
+    def emit(self, kind: type[E], **fields: Any) -> E:
+        """Make an event of this call and deliver it; return it."""
+        event = kind(
+            primitive=self.primitive,
+            name=self.name,
+            context=self.context,
+            call_id=self.call_id,
+            parent_id=self.parent_id,
+            time=trio.current_time(),
+            **fields,
+        )
+        observers = observers_of(self.context)
+        # End events go in reverse order, as nested context managers unwind:
+        # an observer that sets a context variable at start resets it at end.
+        deliver(reversed(observers) if kind is PrimitiveEnd else observers, event)
+        return event
+
+    def end(self, exception: BaseException | None, result: Any = None) -> None:
+        """Emit this call's PrimitiveEnd."""
+        now = trio.current_time()
+        self.emit(
+            PrimitiveEnd,
+            outcome=outcome_of(exception),
+            duration=now - self.start,
+            result=result,
+            exception=exception,
+        )
+
+
+def call_of(primitive: object) -> Call | None:
+    """The observed call of *primitive* running in this task, if any.
+
+    Call only when ``Hooks.active`` is nonzero (the slow path).
+    """
+    call = _current.get()
+    if call is not None and call.primitive is primitive:
+        return call
+    return None
+
+
+async def observed(
+    primitive: WorkflowPrimitive[Any, Any],
+    step: tuple[Callable[..., Any], bool],
+    data: Any,
+    context: WorkflowContext,
+) -> Any:
+    """Run one call of *primitive*, its planned *step*, between start and end events."""
+    call = Call(primitive, context, _current.get())
+    token = _current.set(call)
+    Hooks.active += 1  # its composites look for observers
+    try:
+        call.start = trio.current_time()
+        call.emit(PrimitiveStart, input_data=data)
+        func, is_async = step
+        result = func(data, context)
+        if is_async or isinstance(result, Awaitable):
+            result = await result
+    except BaseException as exc:
+        call.end(exc)
+        raise
+    finally:
+        Hooks.active -= 1
+        _current.reset(token)
+    call.end(None, result)
+    return result
+
+
+def enter(
+    primitive: WorkflowPrimitive[Any, Any], data: Any, context: WorkflowContext
+) -> Coroutine[Any, Any, Any]:
+    """``primitive.execute(data, context)`` from trio, when ``Hooks.active`` is set."""
+    run: Callable[[Any, WorkflowContext], Coroutine[Any, Any, Any]]
+    run = primitive._engine_run  # type: ignore[attr-defined]
+    if not observers_of(context):
+        return run(data, context)
+    current = _current.get()
+    if current is not None and current.primitive is primitive and current.door:
+        current.door = False  # super().execute() of an observed subclass
+        return run(data, context)
+    return observed(primitive, (run, True), data, context)
+
+
+def outcome_of(exception: BaseException | None) -> Literal["ok", "error", "cancelled"]:
+    """How a call that raised *exception* (None: returned) ended."""
+    if exception is None:
+        return "ok"
+    if isinstance(exception, trio.Cancelled):
+        return "cancelled"
+    if isinstance(exception, BaseExceptionGroup):
+        _, rest = exception.split(trio.Cancelled)
+        if rest is None:
+            return "cancelled"
+    return "error"
+
+
+def deliver(observers: Any, event: WorkflowEvent) -> None:
+    """Call each observer's ``on_event``; remove (and log) one that raises."""
+    for observer in observers:
+        try:
+            observer.on_event(event)
+        except Exception:
+            _remove_failed(observer, event)
+
+
+def _remove_failed(observer: Observer, event: WorkflowEvent) -> None:
+    context = event.context
+    own = getattr(context, "observers", ())
+    if any(o is observer for o in own):
+        context.observers = tuple(o for o in own if o is not observer)
+    where = "global" if _discard_global(observer) else "its context's"
+    _logger.exception(
+        "observer %r raised on %s; it was removed from the %s observers "
+        "and the workflow goes on",
+        observer,
+        type(event).__name__,
+        where,
+    )
+
+
+def call_name(primitive: object) -> str:
+    """A short, stable name for *primitive*'s calls (a span name)."""
+    from ._lambda import LambdaPrimitive, describe_callable
+
+    if type(primitive) is LambdaPrimitive:
+        return describe_callable(primitive.func)
+    name = getattr(primitive, "name", None)
+    if isinstance(name, str) and type(primitive).__name__ == "MockPrimitive":
+        return name
+    return type(primitive).__qualname__
+
+
+def _overrides_execute(primitive: object) -> bool:
+    from ._base import Primitive, WorkflowPrimitive
+
+    return (
+        isinstance(primitive, Primitive)
+        and type(primitive)._run is WorkflowPrimitive._run
+    )
