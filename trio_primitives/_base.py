@@ -70,6 +70,11 @@ class WorkflowPrimitive(ABC, Generic[In, Out]):
         branches: list[WorkflowPrimitive[In, Any]] = [self, other]
         return ParallelPrimitive(branches)
 
+    @property
+    def _event_name(self) -> str:
+        # The name observers see (an event's ``name``, a span's name).
+        return type(self).__qualname__
+
     def describe(self) -> str:
         """This workflow's graph as a text tree, annotated with its policies.
 

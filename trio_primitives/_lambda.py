@@ -128,7 +128,7 @@ class LambdaPrimitive(Primitive[In, Out]):
             (from trio), when a ``thread=True`` function returns a coroutine.
     """
 
-    __slots__ = ("_func", "_is_async", "_thread")
+    __slots__ = ("_func", "_is_async", "_name", "_thread")
 
     @overload
     def __init__(
@@ -171,6 +171,7 @@ class LambdaPrimitive(Primitive[In, Out]):
             )
             raise TypeError(msg)
         self._thread = thread
+        self._name: str | None = None
 
     @property
     def func(self) -> Callable[[In, WorkflowContext], Any]:
@@ -181,6 +182,13 @@ class LambdaPrimitive(Primitive[In, Out]):
     def thread(self) -> bool:
         """Whether the function runs in a worker thread."""
         return self._thread
+
+    @property
+    def _event_name(self) -> str:
+        name = self._name
+        if name is None:  # made once, when first observed
+            name = self._name = describe_callable(self._func)
+        return name
 
     def __repr__(self) -> str:
         thread = ", thread=True" if self._thread else ""

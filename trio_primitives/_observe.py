@@ -288,24 +288,30 @@ class Call:
     ) -> None:
         self.primitive = primitive
         self.context = context
-        self.name = call_name(primitive)
+        self.name: str = (
+            getattr(primitive, "_event_name", None) or type(primitive).__qualname__
+        )
         self.call_id = next(_ids)
         self.parent_id = None if parent is None else parent.call_id
         self.start = 0.0
         # A run-time subclass overriding execute reaches the library's
         # implementation through Primitive.execute again (super().execute):
         # that is this same call, not a new one.
-        self.door = _overrides_execute(primitive)
+        kind = type(primitive)
+        door = _DOOR.get(kind)
+        if door is None:
+            door = _DOOR[kind] = _overrides_execute(kind)
+        self.door = door
 
-    def emit(self, kind: type[E], **fields: Any) -> E:
-        """Make an event of this call and deliver it; return it."""
+    def emit(self, kind: type[E], now: float | None = None, **fields: Any) -> E:
+        """Make an event of this call (at *now*, trio time) and deliver it; return it."""
         event = kind(
             primitive=self.primitive,
             name=self.name,
             context=self.context,
             call_id=self.call_id,
             parent_id=self.parent_id,
-            time=trio.current_time(),
+            time=trio.current_time() if now is None else now,
             **fields,
         )
         observers = observers_of(self.context)
@@ -319,6 +325,7 @@ class Call:
         now = trio.current_time()
         self.emit(
             PrimitiveEnd,
+            now,
             outcome=outcome_of(exception),
             duration=now - self.start,
             result=result,
@@ -348,8 +355,8 @@ async def observed(
     token = _current.set(call)
     Hooks.active += 1  # its composites look for observers
     try:
-        call.start = trio.current_time()
-        call.emit(PrimitiveStart, input_data=data)
+        call.start = now = trio.current_time()
+        call.emit(PrimitiveStart, now, input_data=data)
         func, is_async = step
         result = func(data, context)
         if is_async or isinstance(result, Awaitable):
@@ -416,22 +423,11 @@ def _remove_failed(observer: Observer, event: WorkflowEvent) -> None:
     )
 
 
-def call_name(primitive: object) -> str:
-    """A short, stable name for *primitive*'s calls (a span name)."""
-    from ._lambda import LambdaPrimitive, describe_callable
-
-    if type(primitive) is LambdaPrimitive:
-        return describe_callable(primitive.func)
-    name = getattr(primitive, "name", None)
-    if isinstance(name, str) and type(primitive).__name__ == "MockPrimitive":
-        return name
-    return type(primitive).__qualname__
-
-
-def _overrides_execute(primitive: object) -> bool:
+def _overrides_execute(kind: type) -> bool:
     from ._base import Primitive, WorkflowPrimitive
 
-    return (
-        isinstance(primitive, Primitive)
-        and type(primitive)._run is WorkflowPrimitive._run
-    )
+    return issubclass(kind, Primitive) and kind._run is WorkflowPrimitive._run
+
+
+# Per class: whether it overrides execute (see Call.door).
+_DOOR: dict[type, bool] = {}

@@ -180,6 +180,10 @@ class MockPrimitive(Primitive[Any, Any]):
     def __repr__(self) -> str:
         return f"MockPrimitive({self.name!r})"
 
+    @property
+    def _event_name(self) -> str:
+        return self.name
+
     async def _run(self, input_data: Any, context: WorkflowContext) -> Any:
         # Recorded before any wait: a call cancelled during its delay counts.
         self.calls.append((input_data, context))
