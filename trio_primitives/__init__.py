@@ -18,6 +18,7 @@ from ._control import RouterPrimitive as RouterPrimitive
 from ._errors import PrimitiveTimeoutError as PrimitiveTimeoutError
 from ._fallback import FallbackPrimitive as FallbackPrimitive
 from ._lambda import LambdaPrimitive as LambdaPrimitive
+from ._logging import LoggingObserver as LoggingObserver
 from ._map import MapPrimitive as MapPrimitive
 from ._observe import BreakerStateChange as BreakerStateChange
 from ._observe import CacheExpiry as CacheExpiry
@@ -58,6 +59,7 @@ __all__ = [
     "FallbackPrimitive",
     "FallbackTaken",
     "LambdaPrimitive",
+    "LoggingObserver",
     "MapPrimitive",
     "Observer",
     "ParallelPrimitive",
