@@ -150,6 +150,46 @@ def chain(n: int) -> Scenario:
     )
 
 
+class _NullObserver:
+    """An observer that does nothing: what remains is the engine's own cost."""
+
+    def on_event(self, event: object) -> None:
+        pass
+
+
+def observed_chain(n: int) -> Scenario:
+    """A ``>>`` chain of *n* no-op steps, with and without an observer attached."""
+    steps = [LambdaPrimitive(noop) for _ in range(n)]
+    workflow: WorkflowPrimitive[Any, Any] = functools.reduce(operator.rshift, steps)
+    plain = CTX
+    watched = WorkflowContext(workflow_id="bench", observers=[_NullObserver()])
+
+    def run(ctx: WorkflowContext) -> Sample:
+        async def sample(k: int) -> None:
+            for _ in range(k):
+                await workflow.execute(1, ctx)
+
+        return sample
+
+    return Scenario(
+        key=f"observed/chain/{n}",
+        title=f">> chain of {n:,} no-op steps, with and without an observer",
+        unit="per step",
+        ops=n,
+        contenders=(
+            Contender(f"raw trio: {n} direct awaits", "raw", _unrolled_chain(n)),
+            Contender("ours: no observer", "ours", run(plain)),
+            Contender("ours: one no-op observer", "ours", run(watched)),
+        ),
+        target=CHAIN_TARGET,
+        targeted=("ours: no observer",),
+        notes=(
+            "observed: every step emits a start and an end event (frozen "
+            "dataclasses) and runs as a coroutine of its own; no target",
+        ),
+    )
+
+
 # --- fan-out ---------------------------------------------------------------
 
 
@@ -700,6 +740,14 @@ def specs(sizes: Sizes | None = None) -> list[Spec]:
         )
         for n in sizes.chain
     ]
+    out.append(
+        Spec(
+            f"observed/chain/{sizes.chain[0]}",
+            f">> chain of {sizes.chain[0]:,} no-op steps, observed",
+            ("add_observer",),
+            functools.partial(observed_chain, sizes.chain[0]),
+        )
+    )
     for n in sizes.fanout:
         heavy = n >= sizes.heavy_fanout
         out.append(
