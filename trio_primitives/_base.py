@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
@@ -14,7 +15,10 @@ import sniffio
 from ._context import WorkflowContext
 from ._errors import not_a_primitive
 from ._hooks import Hooks
-from ._observe import enter
+from ._observe import enter, enter_own
+
+# Marks the execute functions the engine made (never wrapped again).
+_ENGINE = "_trio_primitives_engine"
 
 if TYPE_CHECKING:
     from ._compose import ParallelPrimitive, SequentialPrimitive
@@ -38,6 +42,14 @@ class WorkflowPrimitive(ABC, Generic[In, Out]):
     """
 
     __slots__ = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        execute = cls.__dict__.get("execute")
+        if execute is not None and not getattr(execute, _ENGINE, False):
+            # A class with an execute of its own (the user's) is observed as
+            # one call however it is reached, its super().execute() included.
+            cls.execute = _observable(execute)  # type: ignore[method-assign,assignment]
 
     @abstractmethod
     async def execute(self, input_data: In, context: WorkflowContext) -> Out:
@@ -140,11 +152,7 @@ class Primitive(WorkflowPrimitive[In, Out]):
             RuntimeError: when called outside a trio task or asyncio task.
         """
         if _sniffio_local.name == "trio":
-            try:
-                hooked = Hooks.active or context.observers
-            except AttributeError:  # not a WorkflowContext: no observers
-                hooked = Hooks.active
-            if hooked:
+            if Hooks.active:  # the asyncio bridge or observers
                 return enter(self, input_data, context)
             return self._engine_run(input_data, context)  # type: ignore[attr-defined,no-any-return]
         from ._asyncio_bridge import execute_from_asyncio
@@ -153,9 +161,27 @@ class Primitive(WorkflowPrimitive[In, Out]):
 
     if sys.version_info >= (3, 12):  # inspect.iscoroutinefunction(p.execute) stays True
         execute = inspect.markcoroutinefunction(execute)
+    setattr(execute, _ENGINE, True)
 
     @abstractmethod
     async def _run(self, input_data: In, context: WorkflowContext) -> Out: ...
+
+
+def _observable(
+    execute: Callable[[Any, Any, WorkflowContext], Awaitable[Any]],
+) -> Callable[[Any, Any, WorkflowContext], Coroutine[Any, Any, Any]]:
+    """A user's *execute*, wrapped so that observers see its calls."""
+
+    @functools.wraps(execute)
+    async def observable_execute(
+        self: Any, input_data: Any, context: WorkflowContext
+    ) -> Any:
+        if Hooks.active and _sniffio_local.name == "trio":
+            return await enter_own(self, execute, input_data, context)
+        return await execute(self, input_data, context)
+
+    setattr(observable_execute, _ENGINE, True)
+    return observable_execute
 
 
 def check_primitive(

@@ -5,11 +5,13 @@
 # (cattrs, pydantic, attrs.resolve_types) would look the field types up by name.
 import time
 import uuid
+import weakref
 from typing import Any
 
 import attrs
 import trio
 
+from ._hooks import Hooks
 from ._observe import Observer, check_observer
 
 
@@ -33,6 +35,31 @@ def _observers(value: object) -> tuple[Observer, ...]:
         check_observer(o, f"WorkflowContext observers[{i}]")
         for i, o in enumerate(value)
     )
+
+
+def _release() -> None:
+    Hooks.active -= 1
+
+
+def _watch(context: "WorkflowContext", observers: tuple[Observer, ...]) -> None:
+    # A context with observers counts in Hooks.active while it has them and
+    # is alive: calls made with it then take the engine's slow path, and a
+    # call with an unobserved context pays one counter read at its door.
+    if observers and context._watch is None:
+        Hooks.active += 1
+        context._watch = weakref.finalize(context, _release)
+    elif not observers and context._watch is not None:
+        context._watch.detach()
+        context._watch = None
+        _release()
+
+
+def _on_observers_set(
+    context: "WorkflowContext", attribute: Any, value: Any
+) -> tuple[Observer, ...]:
+    observers = _observers(value)
+    _watch(context, observers)
+    return observers
 
 
 @attrs.define(kw_only=True, eq=False)
@@ -77,7 +104,16 @@ class WorkflowContext:
     tags: dict[str, str] = attrs.field(factory=dict)
     start_time: float = attrs.field(factory=time.time)
     checkpoints: list[tuple[str, float]] = attrs.field(factory=list)
-    observers: tuple[Observer, ...] = attrs.field(factory=tuple, converter=_observers)
+    observers: tuple[Observer, ...] = attrs.field(
+        factory=tuple, converter=_observers, on_setattr=_on_observers_set
+    )
+    _watch: weakref.finalize | None = attrs.field(  # type: ignore[type-arg]
+        init=False, default=None, repr=False
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.observers:
+            _watch(self, self.observers)
 
     def checkpoint(self, name: str) -> None:
         """Record a named timing checkpoint (wall-clock seconds since the epoch)."""

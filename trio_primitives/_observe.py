@@ -2,10 +2,10 @@
 
 A call is observed when observers are attached as it starts: the context's
 own (``WorkflowContext(observers=[...])``) and the global ones
-(`add_observer`). Each event goes to the observers attached when it happens,
-synchronously, in the trio task of the call it belongs to, before the call
-returns. With no observer attached nothing here runs: the engine's only cost
-is the `Hooks` check it already makes.
+(`add_observer`). Those observers get every event of the call, synchronously,
+in the trio task of the call, before it returns. With no observer attached
+nothing here runs: the engine's only cost is the `Hooks` check it already
+makes (a context with observers, or a global observer, sets it).
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Hashable
+from collections.abc import Awaitable, Callable, Coroutine, Hashable, Iterable
 from contextvars import ContextVar
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
 
 import trio
@@ -39,9 +40,11 @@ class Observer(Protocol):
     event belongs to (under the asyncio bridge too), so it must not block:
     hand slow work (network exports) to a queue or a thread, as
     OpenTelemetry's batch span processor does. It is a sync method; it cannot
-    await. An observer that raises is removed, as trio removes a failing
-    instrument: its error is logged to the ``trio_primitives`` logger and the
-    workflow runs on unchanged.
+    await. An observer that raises is dropped, as trio drops a failing
+    instrument: it gets no more events of that run (the outermost call and
+    everything inside it), it is removed from the global observers if it was
+    one, its error is logged to the ``trio_primitives`` logger with the
+    traceback, and the workflow runs on unchanged.
     """
 
     def on_event(self, event: WorkflowEvent) -> None:
@@ -161,7 +164,11 @@ class CacheMiss(WorkflowEvent):
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class CacheExpiry(WorkflowEvent):
-    """A CachePrimitive's entry for *key* had outlived its TTL (a CacheMiss follows)."""
+    """A CachePrimitive dropped its entry for *key*, whose TTL had run out.
+
+    Emitted during a call of that cache: before the CacheMiss of a lookup that
+    found entries expired, or when an insert drops them (for any key).
+    """
 
     key: Hashable
 
@@ -268,13 +275,19 @@ _current: ContextVar[Call | None] = ContextVar("trio_primitives_call", default=N
 
 
 class Call:
-    """One observed call of a primitive: the source of its events."""
+    """One observed call of a primitive: the source of its events.
+
+    Its observers are those attached when it starts: one added later does not
+    get the end of a start it never saw, one removed meanwhile still gets it.
+    """
 
     __slots__ = (
         "call_id",
         "context",
+        "disabled",
         "door",
         "name",
+        "observers",
         "parent_id",
         "primitive",
         "start",
@@ -285,18 +298,25 @@ class Call:
         primitive: WorkflowPrimitive[Any, Any],
         context: WorkflowContext,
         parent: Call | None,
+        observers: tuple[Observer, ...],
     ) -> None:
         self.primitive = primitive
         self.context = context
+        self.observers = observers
         self.name: str = (
             getattr(primitive, "_event_name", None) or type(primitive).__qualname__
         )
         self.call_id = next(_ids)
-        self.parent_id = None if parent is None else parent.call_id
+        if parent is None:
+            self.parent_id = None
+            self.disabled: list[Observer] = []  # failed observers, for the whole run
+        else:
+            self.parent_id = parent.call_id
+            self.disabled = parent.disabled
         self.start = 0.0
-        # A run-time subclass overriding execute reaches the library's
-        # implementation through Primitive.execute again (super().execute):
-        # that is this same call, not a new one.
+        # Whether the class has an execute of its own: a call of it made
+        # inside its own call (its super().execute(), or execute reached from
+        # a composite) is this same call, not a new one.
         kind = type(primitive)
         door = _DOOR.get(kind)
         if door is None:
@@ -314,11 +334,23 @@ class Call:
             time=trio.current_time() if now is None else now,
             **fields,
         )
-        observers = observers_of(self.context)
+        observers = self.observers
         # End events go in reverse order, as nested context managers unwind:
         # an observer that sets a context variable at start resets it at end.
-        deliver(reversed(observers) if kind is PrimitiveEnd else observers, event)
+        self.deliver(reversed(observers) if kind is PrimitiveEnd else observers, event)
         return event
+
+    def deliver(self, observers: Iterable[Observer], event: WorkflowEvent) -> None:
+        """Call each observer's ``on_event``; disable (and log) one that raises."""
+        disabled = self.disabled
+        for observer in observers:
+            if disabled and any(o is observer for o in disabled):
+                continue
+            try:
+                observer.on_event(event)
+            except Exception:
+                disabled.append(observer)
+                _log_failure(observer, event)
 
     def end(self, exception: BaseException | None, result: Any = None) -> None:
         """Emit this call's PrimitiveEnd."""
@@ -350,14 +382,22 @@ async def observed(
     data: Any,
     context: WorkflowContext,
 ) -> Any:
-    """Run one call of *primitive*, its planned *step*, between start and end events."""
-    call = Call(primitive, context, _current.get())
+    """Run one call of *primitive*, its planned *step*, between start and end events.
+
+    Observed when observers are attached now; else the step just runs.
+    """
+    func, is_async = step
+    observers = observers_of(context)
+    if not observers:
+        result = func(data, context)
+        if is_async or isinstance(result, Awaitable):
+            result = await result
+        return result
+    call = Call(primitive, context, _current.get(), observers)
     token = _current.set(call)
-    Hooks.active += 1  # its composites look for observers
     try:
         call.start = now = trio.current_time()
         call.emit(PrimitiveStart, now, input_data=data)
-        func, is_async = step
         result = func(data, context)
         if is_async or isinstance(result, Awaitable):
             result = await result
@@ -365,7 +405,6 @@ async def observed(
         call.end(exc)
         raise
     finally:
-        Hooks.active -= 1
         _current.reset(token)
     call.end(None, result)
     return result
@@ -377,13 +416,28 @@ def enter(
     """``primitive.execute(data, context)`` from trio, when ``Hooks.active`` is set."""
     run: Callable[[Any, WorkflowContext], Coroutine[Any, Any, Any]]
     run = primitive._engine_run  # type: ignore[attr-defined]
-    if not observers_of(context):
-        return run(data, context)
-    current = _current.get()
-    if current is not None and current.primitive is primitive and current.door:
-        current.door = False  # super().execute() of an observed subclass
+    if _inside_own_call(primitive) or not observers_of(context):
         return run(data, context)
     return observed(primitive, (run, True), data, context)
+
+
+def enter_own(
+    primitive: WorkflowPrimitive[Any, Any],
+    execute: Callable[..., Awaitable[Any]],
+    data: Any,
+    context: WorkflowContext,
+) -> Awaitable[Any]:
+    """A class's own *execute* (a user's), called from trio when ``Hooks.active`` is set."""
+    if _inside_own_call(primitive) or not observers_of(context):
+        return execute(primitive, data, context)
+    return observed(primitive, (partial(execute, primitive), True), data, context)
+
+
+def _inside_own_call(primitive: object) -> bool:
+    # super().execute() of a class with an execute of its own, or its execute
+    # reached through _run from a composite that already started its call.
+    current = _current.get()
+    return current is not None and current.primitive is primitive and current.door
 
 
 def outcome_of(exception: BaseException | None) -> Literal["ok", "error", "cancelled"]:
@@ -399,34 +453,23 @@ def outcome_of(exception: BaseException | None) -> Literal["ok", "error", "cance
     return "error"
 
 
-def deliver(observers: Any, event: WorkflowEvent) -> None:
-    """Call each observer's ``on_event``; remove (and log) one that raises."""
-    for observer in observers:
-        try:
-            observer.on_event(event)
-        except Exception:
-            _remove_failed(observer, event)
-
-
-def _remove_failed(observer: Observer, event: WorkflowEvent) -> None:
-    context = event.context
-    own = getattr(context, "observers", ())
-    if any(o is observer for o in own):
-        context.observers = tuple(o for o in own if o is not observer)
-    where = "global" if _discard_global(observer) else "its context's"
+def _log_failure(observer: Observer, event: WorkflowEvent) -> None:
+    # Removed, as trio removes an instrument that raises: from the global
+    # observers, and (by the caller) from every call of this run.
+    unregistered = _discard_global(observer)
     _logger.exception(
-        "observer %r raised on %s; it was removed from the %s observers "
-        "and the workflow goes on",
+        "observer %r raised on %s; it gets no more events of this run%s, and "
+        "the workflow goes on",
         observer,
         type(event).__name__,
-        where,
+        " and was removed from the global observers" if unregistered else "",
     )
 
 
 def _overrides_execute(kind: type) -> bool:
-    from ._base import Primitive, WorkflowPrimitive
+    from ._base import Primitive
 
-    return issubclass(kind, Primitive) and kind._run is WorkflowPrimitive._run
+    return getattr(kind, "execute", None) is not Primitive.execute
 
 
 # Per class: whether it overrides execute (see Call.door).
