@@ -233,3 +233,16 @@ def test_only_the_import_and_run_lines_differ_from_asyncio(name: str) -> None:
     assert "\nimport trio\n" in source
     assert "\nfrom trio_primitives import (\n" in source
     assert source.endswith('\nif __name__ == "__main__":\n    trio.run(main)\n')
+
+
+def test_observability_example_prints_what_its_docstring_says() -> None:
+    """docs/examples/observability.py prints exactly the output its docstring shows."""
+    path = EXAMPLES / "observability.py"
+    module = load_module(path, "example_observability")
+    assert module.__doc__ is not None
+    shown = module.__doc__.split("it prints::\n\n", 1)[1]
+    expected = "".join(line[4:] + "\n" for line in shown.strip("\n").splitlines())
+    done = run_script(path)
+    assert done.stderr == ""
+    assert done.stdout == expected
+    assert done.returncode == 0

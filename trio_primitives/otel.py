@@ -157,9 +157,9 @@ class OpenTelemetryObserver:
     One observer may watch any number of concurrent calls, tasks and trio
     runs (in several threads): each call's span is touched only by the
     events of that call, delivered in its own task. Events of a call that
-    started before the observer was attached are ignored. Remove the
-    observer (``remove_observer``, or from the context) only between runs:
-    the spans of calls still running would never end. An error raised by the
+    started before the observer was attached are ignored; removing it while
+    calls run is safe, since a call keeps the observers it started with until
+    it ends, so every span started is ended. An error raised by the
     SDK (a failing span processor) is logged to the ``trio_primitives``
     logger and never reaches the workflow; the current span is restored
     regardless.
