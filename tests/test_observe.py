@@ -13,13 +13,17 @@ The OpenTelemetry adapter and LoggingObserver are tested in their own modules.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import contextvars
+import copy
 import dataclasses
 import gc
+import inspect
 import logging
 import math
+import pickle
 from collections.abc import Iterator
 from typing import Any
 
@@ -2029,6 +2033,80 @@ async def test_user_primitive_nests_its_inner_calls(
     ]
 
 
+async def test_user_primitive_called_directly_is_one_call(
+    autojump_clock: MockClock, rec: Recorder, octx: WorkflowContext
+) -> None:
+    """A user WorkflowPrimitive called directly is observed as one call too, its inner calls under it."""
+    workflow = TwoSteps()
+    assert await workflow.execute(1, octx) == 4
+    assert flat(rec.events) == [
+        "TwoSteps <- 1 @0",
+        "  inc <- 1 @0",
+        "  inc -> ok 2 @1",
+        "  double <- 2 @1",
+        "  double -> ok 4 @1",
+        "TwoSteps -> ok 4 @1",
+    ]
+
+
+async def test_user_primitive_failing_called_directly(
+    autojump_clock: MockClock, rec: Recorder, octx: WorkflowContext
+) -> None:
+    """Its own exception is its outcome, with the very object raised."""
+    error = ValueError("own")
+
+    class Broken(WorkflowPrimitive[int, int]):
+        async def execute(self, input_data: int, context: WorkflowContext) -> int:
+            await trio.sleep(2)
+            raise error
+
+    with raises_exactly(error):
+        await Broken().execute(1, octx)
+    (end,) = of(rec.events, PrimitiveEnd)
+    assert (end.name, end.outcome, end.exception, end.duration) == (
+        "test_user_primitive_failing_called_directly.<locals>.Broken",
+        "error",
+        error,
+        2.0,
+    )
+
+
+def test_an_execute_of_your_own_keeps_its_face() -> None:
+    """Wrapped for observers, a class's own execute keeps its name, docstring and coroutine-function nature; an abstract one stays abstract."""
+
+    class Own(WorkflowPrimitive[int, int]):
+        async def execute(self, input_data: int, context: WorkflowContext) -> int:
+            """Own's docstring."""
+            return input_data
+
+    class StillAbstract(WorkflowPrimitive[int, int]):
+        @abc.abstractmethod
+        async def execute(self, input_data: int, context: WorkflowContext) -> int:
+            """Subclasses decide."""
+
+    assert Own.execute.__name__ == "execute"
+    assert Own.execute.__doc__ == "Own's docstring."
+    assert inspect.iscoroutinefunction(Own.execute)
+    assert inspect.iscoroutinefunction(Own().execute)
+    with pytest.raises(TypeError, match="abstract"):
+        StillAbstract()  # type: ignore[abstract]
+
+
+async def test_an_execute_of_your_own_runs_unchanged_without_observers(
+    autojump_clock: MockClock, ctx: WorkflowContext
+) -> None:
+    """With nothing observed, the user's execute runs as written, in the caller's task."""
+    tasks: list[object] = []
+
+    class Own(WorkflowPrimitive[int, int]):
+        async def execute(self, input_data: int, context: WorkflowContext) -> int:
+            tasks.append(trio.lowlevel.current_task())
+            return input_data + 1
+
+    assert await Own().execute(1, ctx) == 2
+    assert tasks == [trio.lowlevel.current_task()]
+
+
 # ---------------------------------------------------------------------------
 # Attaching observers
 
@@ -2263,6 +2341,33 @@ async def test_observer_removed_during_a_call(
         "  unregister -> ok 2 @1",
         "SequentialPrimitive -> ok 3 @2",
     ]
+
+
+@pytest.mark.parametrize(
+    "duplicate",
+    [copy.copy, copy.deepcopy, lambda c: pickle.loads(pickle.dumps(c))],
+    ids=["copy", "deepcopy", "pickle"],
+)
+async def test_a_copied_context_keeps_its_observers_watched(
+    autojump_clock: MockClock, duplicate: Any
+) -> None:
+    """A context made without __init__ (copy, deepcopy, pickle) counts too: its calls stay observed after the original is gone."""
+    gc.collect()
+    before = Hooks.active
+    original = WorkflowContext(workflow_id="w", observers=[Recorder()])
+    twin = duplicate(original)
+    assert Hooks.active == before + 2
+    del original
+    gc.collect()
+    assert Hooks.active == before + 1
+    (observer,) = twin.observers
+    assert await LambdaPrimitive(inc).execute(1, twin) == 2
+    assert [type(e).__name__ for e in observer.events] == [
+        "PrimitiveStart",
+        "PrimitiveEnd",
+    ]
+    twin.observers = ()
+    assert Hooks.active == before
 
 
 # ---------------------------------------------------------------------------

@@ -234,7 +234,7 @@ class _Guest:
         )
         _local.guest = self
         _local.loop = self.loop
-        Hooks.active += 1
+        Hooks.change(1)
 
     def _run_soon(self, tick: Callable[[], object]) -> None:
         # trio's next guest tick. Consecutive ticks run back to back in one
@@ -298,7 +298,7 @@ class _Guest:
         if getattr(_local, "guest", None) is self:
             _local.guest = None
             _local.loop = None
-        Hooks.active -= 1
+        Hooks.change(-1)
         error = getattr(run_outcome, "error", None)
         if not self.finished.done():
             self.finished.set_result(None if error is None else _unwrap(error))

@@ -15,7 +15,7 @@ import sniffio
 from ._context import WorkflowContext
 from ._errors import not_a_primitive
 from ._hooks import Hooks
-from ._observe import enter, enter_own
+from ._observe import OWN_EXECUTE, enter, enter_own
 
 # Marks the execute functions the engine made (never wrapped again).
 _ENGINE = "_trio_primitives_engine"
@@ -152,7 +152,7 @@ class Primitive(WorkflowPrimitive[In, Out]):
             RuntimeError: when called outside a trio task or asyncio task.
         """
         if _sniffio_local.name == "trio":
-            if Hooks.active:  # the asyncio bridge or observers
+            if Hooks.active:  # observers, or the asyncio bridge
                 return enter(self, input_data, context)
             return self._engine_run(input_data, context)  # type: ignore[attr-defined,no-any-return]
         from ._asyncio_bridge import execute_from_asyncio
@@ -181,6 +181,7 @@ def _observable(
         return await execute(self, input_data, context)
 
     setattr(observable_execute, _ENGINE, True)
+    setattr(observable_execute, OWN_EXECUTE, True)
     return observable_execute
 
 

@@ -38,20 +38,28 @@ def _observers(value: object) -> tuple[Observer, ...]:
 
 
 def _release() -> None:
-    Hooks.active -= 1
+    Hooks.change(-1)
+
+
+# The contexts with observers, each counted once in Hooks.active until it is
+# collected (its finalizer releases it) or its observers are emptied.
+_watched: (
+    "weakref.WeakKeyDictionary[WorkflowContext, weakref.finalize[[], WorkflowContext]]"
+)
+_watched = weakref.WeakKeyDictionary()
 
 
 def _watch(context: "WorkflowContext", observers: tuple[Observer, ...]) -> None:
-    # A context with observers counts in Hooks.active while it has them and
-    # is alive: calls made with it then take the engine's slow path, and a
-    # call with an unobserved context pays one counter read at its door.
-    if observers and context._watch is None:
-        Hooks.active += 1
-        context._watch = weakref.finalize(context, _release)
-    elif not observers and context._watch is not None:
-        context._watch.detach()
-        context._watch = None
-        _release()
+    # While such a context lives, calls take the engine's slow path, so that
+    # a call with an unobserved context pays one counter read at its door.
+    finalizer = _watched.get(context)
+    if observers and finalizer is None:
+        Hooks.change(1)
+        _watched[context] = weakref.finalize(context, _release)
+    elif not observers and finalizer is not None:
+        del _watched[context]
+        if finalizer.detach() is not None:
+            _release()
 
 
 def _on_observers_set(
@@ -107,11 +115,19 @@ class WorkflowContext:
     observers: tuple[Observer, ...] = attrs.field(
         factory=tuple, converter=_observers, on_setattr=_on_observers_set
     )
-    _watch: weakref.finalize | None = attrs.field(  # type: ignore[type-arg]
-        init=False, default=None, repr=False
-    )
 
     def __attrs_post_init__(self) -> None:
+        if self.observers:
+            _watch(self, self.observers)
+
+    # copy.copy, deepcopy and pickle make contexts without __init__: count
+    # theirs too.
+    def __getstate__(self) -> dict[str, Any]:
+        return {a.name: getattr(self, a.name) for a in attrs.fields(type(self))}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
         if self.observers:
             _watch(self, self.observers)
 

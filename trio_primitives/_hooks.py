@@ -19,10 +19,20 @@ class _Gate:
     # An instance slot, not a class attribute: CPython 3.11 specializes the
     # read of a slot (a few ns) but not of a class attribute (~15 ns), and
     # the check is made at every execute.
-    __slots__ = ("active",)
+    __slots__ = ("_lock", "active")
 
     def __init__(self) -> None:
         self.active = 0
+        self._lock = threading.Lock()
+
+    def change(self, delta: int) -> None:
+        """Add *delta* to ``active``.
+
+        Under a lock: contexts are made, and collected, in any thread (a
+        lost update could leave observers unnoticed). Reads need none.
+        """
+        with self._lock:
+            self.active += delta
 
 
 Hooks = _Gate()

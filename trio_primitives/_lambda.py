@@ -197,7 +197,7 @@ class LambdaPrimitive(Primitive[In, Out]):
     async def _run(self, input_data: In, context: WorkflowContext) -> Out:
         if self._thread:
             return await self._run_in_thread(input_data, context)
-        if Hooks.active:
+        if Hooks.active and getattr(Bridge.local, "loop", None) is not None:
             return await call_user(self._func, input_data, context)  # type: ignore[no-any-return]
         result = self._func(input_data, context)
         if self._is_async or isinstance(result, Awaitable):

@@ -231,7 +231,7 @@ def add_observer(observer: Observer) -> None:
     check_observer(observer, "add_observer() argument")
     if not any(o is observer for o in _GLOBAL):
         if not _GLOBAL:
-            Hooks.active += 1
+            Hooks.change(1)
         _GLOBAL.append(observer)
 
 
@@ -255,7 +255,7 @@ def _discard_global(observer: object) -> bool:
         if registered is observer:
             del _GLOBAL[index]
             if not _GLOBAL:
-                Hooks.active -= 1
+                Hooks.change(-1)
             return True
     return False
 
@@ -317,11 +317,7 @@ class Call:
         # Whether the class has an execute of its own: a call of it made
         # inside its own call (its super().execute(), or execute reached from
         # a composite) is this same call, not a new one.
-        kind = type(primitive)
-        door = _DOOR.get(kind)
-        if door is None:
-            door = _DOOR[kind] = _overrides_execute(kind)
-        self.door = door
+        self.door: bool = getattr(type(primitive).execute, OWN_EXECUTE, False)
 
     def emit(self, kind: type[E], now: float | None = None, **fields: Any) -> E:
         """Make an event of this call (at *now*, trio time) and deliver it; return it."""
@@ -416,7 +412,7 @@ def enter(
     """``primitive.execute(data, context)`` from trio, when ``Hooks.active`` is set."""
     run: Callable[[Any, WorkflowContext], Coroutine[Any, Any, Any]]
     run = primitive._engine_run  # type: ignore[attr-defined]
-    if _inside_own_call(primitive) or not observers_of(context):
+    if not observers_of(context) or _inside_own_call(primitive):
         return run(data, context)
     return observed(primitive, (run, True), data, context)
 
@@ -428,7 +424,7 @@ def enter_own(
     context: WorkflowContext,
 ) -> Awaitable[Any]:
     """A class's own *execute* (a user's), called from trio when ``Hooks.active`` is set."""
-    if _inside_own_call(primitive) or not observers_of(context):
+    if not observers_of(context) or _inside_own_call(primitive):
         return execute(primitive, data, context)
     return observed(primitive, (partial(execute, primitive), True), data, context)
 
@@ -466,11 +462,5 @@ def _log_failure(observer: Observer, event: WorkflowEvent) -> None:
     )
 
 
-def _overrides_execute(kind: type) -> bool:
-    from ._base import Primitive
-
-    return getattr(kind, "execute", None) is not Primitive.execute
-
-
-# Per class: whether it overrides execute (see Call.door).
-_DOOR: dict[type, bool] = {}
+# Marks a class's own execute, wrapped by the engine (see Call.door).
+OWN_EXECUTE = "_trio_primitives_own_execute"

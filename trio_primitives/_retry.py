@@ -26,6 +26,7 @@ from ._lambda import (
     Step,
     call_user,
     describe_callable,
+    hooked_step,
     run_step,
     step_of,
 )
@@ -439,10 +440,15 @@ class RetryPrimitive(Primitive[In, Out]):
         return f"RetryPrimitive({', '.join(parts)})"
 
     async def _run(self, input_data: In, context: WorkflowContext) -> Out:
-        if self._bounded or Hooks.active:
+        step = self._step
+        if Hooks.active:
+            if call_of(self) is not None:  # observed: every attempt is an event
+                return await self._retrying(input_data, context, None)  # type: ignore[no-any-return]
+            step = hooked_step(self.primitive, step, context)
+        if self._bounded:
             return await self._retrying(input_data, context, None)  # type: ignore[no-any-return]
         # The first attempt runs inline: a success costs one try block, nothing else.
-        func, is_async = self._step
+        func, is_async = step
         try:
             result = func(input_data, context)
             if is_async or isinstance(result, Awaitable):
