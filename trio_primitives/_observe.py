@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import threading
 from collections.abc import Awaitable, Callable, Coroutine, Hashable, Iterable
 from contextvars import ContextVar
 from functools import partial
@@ -205,6 +206,7 @@ class RouteChosen(WorkflowEvent):
 # --- Registration -----------------------------------------------------------
 
 _GLOBAL: list[Observer] = []
+_GLOBAL_LOCK = threading.Lock()  # trio runs in several threads may share them
 
 
 def check_observer(value: object, where: str) -> Observer:
@@ -229,10 +231,11 @@ def add_observer(observer: Observer) -> None:
         TypeError: when *observer* has no ``on_event`` method.
     """
     check_observer(observer, "add_observer() argument")
-    if not any(o is observer for o in _GLOBAL):
-        if not _GLOBAL:
-            Hooks.change(1)
-        _GLOBAL.append(observer)
+    with _GLOBAL_LOCK:
+        if not any(o is observer for o in _GLOBAL):
+            if not _GLOBAL:
+                Hooks.change(1)
+            _GLOBAL.append(observer)
 
 
 def remove_observer(observer: Observer) -> None:
@@ -251,12 +254,13 @@ def remove_observer(observer: Observer) -> None:
 
 
 def _discard_global(observer: object) -> bool:
-    for index, registered in enumerate(_GLOBAL):
-        if registered is observer:
-            del _GLOBAL[index]
-            if not _GLOBAL:
-                Hooks.change(-1)
-            return True
+    with _GLOBAL_LOCK:
+        for index, registered in enumerate(_GLOBAL):
+            if registered is observer:
+                del _GLOBAL[index]
+                if not _GLOBAL:
+                    Hooks.change(-1)
+                return True
     return False
 
 
