@@ -234,7 +234,7 @@ class _Guest:
         )
         _local.guest = self
         _local.loop = self.loop
-        Hooks.change(1)
+        Hooks.change(1, guests=1)
 
     def _run_soon(self, tick: Callable[[], object]) -> None:
         # trio's next guest tick. Consecutive ticks run back to back in one
@@ -295,10 +295,10 @@ class _Guest:
         # Called by trio on the loop once the run is over (in_trio_run() is
         # False again): the thread may start another trio run from here on.
         self.closing = True
-        if getattr(_local, "guest", None) is self:
+        if _local.guest is self:
             _local.guest = None
             _local.loop = None
-        Hooks.change(-1)
+        Hooks.change(-1, guests=-1)
         error = getattr(run_outcome, "error", None)
         if not self.finished.done():
             self.finished.set_result(None if error is None else _unwrap(error))
@@ -484,7 +484,7 @@ def _running_loop(primitive: object) -> asyncio.AbstractEventLoop:
 async def _join(loop: asyncio.AbstractEventLoop) -> _Guest:
     """This loop's live guest run, started if there is none."""
     while True:
-        guest: _Guest | None = getattr(_local, "guest", None)
+        guest: _Guest | None = _local.guest
         if guest is None:
             guest = _Guest(loop)
             guest.start()

@@ -21,7 +21,7 @@ Step = tuple[Callable[[Any, WorkflowContext], Any], bool]
 
 def bridged() -> Any:
     """The bridge module when this thread's trio run is an asyncio guest run, else None."""
-    if getattr(Bridge.local, "loop", None) is None:
+    if Bridge.local.loop is None:
         return None
     from . import _asyncio_bridge
 
@@ -47,7 +47,7 @@ def hooked_step(
     coroutine, so that both are emitted in the task that runs it). Call only
     when ``Hooks.active`` is nonzero (the slow path).
     """
-    if getattr(Bridge.local, "loop", None) is not None:
+    if Hooks.guests and Bridge.local.loop is not None:
         from ._asyncio_bridge import asyncio_step
 
         step = asyncio_step(step)
@@ -62,7 +62,9 @@ def hooked_plan(
     context: WorkflowContext,
 ) -> tuple[Step, ...]:
     """Each step of *plan* as it must run now (see `hooked_step`)."""
-    if getattr(Bridge.local, "loop", None) is None and not observers_of(context):
+    if not (Hooks.guests and Bridge.local.loop is not None) and not observers_of(
+        context
+    ):
         return plan
     return tuple(map(hooked_step, primitives, plan, repeat(context)))
 
@@ -74,7 +76,7 @@ async def call_user(func: Callable[..., Any], *args: Any) -> Any:
     object with ``async __call__``, a ``functools.partial``) is awaited. Under
     the asyncio bridge, that awaitable runs as an asyncio Task.
     """
-    if Hooks.active and (bridge := bridged()) is not None:
+    if Hooks.guests and (bridge := bridged()) is not None:
         return await bridge.call_in_asyncio(func, *args)
     result = func(*args)
     if isinstance(result, Awaitable):
@@ -197,7 +199,7 @@ class LambdaPrimitive(Primitive[In, Out]):
     async def _run(self, input_data: In, context: WorkflowContext) -> Out:
         if self._thread:
             return await self._run_in_thread(input_data, context)
-        if Hooks.active and getattr(Bridge.local, "loop", None) is not None:
+        if Hooks.guests and Bridge.local.loop is not None:
             return await call_user(self._func, input_data, context)  # type: ignore[no-any-return]
         result = self._func(input_data, context)
         if self._is_async or isinstance(result, Awaitable):
