@@ -371,7 +371,9 @@ async def test_timeout_default_is_a_fallback_with_no_primitive(
 
 
 async def test_fallback_taken(
-    caplog_events: pytest.LogCaptureFixture, octx: WorkflowContext
+    autojump_clock: MockClock,
+    caplog_events: pytest.LogCaptureFixture,
+    octx: WorkflowContext,
 ) -> None:
     """A FallbackPrimitive's fallback: the primary's error end is DEBUG, the fallback INFO, no traceback."""
     workflow = FallbackPrimitive(LambdaPrimitive(broken), LambdaPrimitive(backup))
@@ -453,7 +455,9 @@ async def test_cache_hit_miss_and_expiry(
 
 
 async def test_cache_keys_are_cut_by_reprlib_and_inputs_never_logged(
-    caplog_events: pytest.LogCaptureFixture, octx: WorkflowContext
+    autojump_clock: MockClock,
+    caplog_events: pytest.LogCaptureFixture,
+    octx: WorkflowContext,
 ) -> None:
     """Inputs and results never reach a record; a long key is logged as reprlib's short repr."""
     secret = "SSN 123-45-6789"
@@ -524,7 +528,9 @@ async def test_breaker_state_changes(
 
 
 async def test_route_chosen(
-    caplog_events: pytest.LogCaptureFixture, octx: WorkflowContext
+    autojump_clock: MockClock,
+    caplog_events: pytest.LogCaptureFixture,
+    octx: WorkflowContext,
 ) -> None:
     """A router's route, its default route (with the unmatched key), and a conditional's branches."""
     router = RouterPrimitive(
@@ -673,7 +679,9 @@ async def test_deep_failure_has_one_traceback_unless_disabled(
 # --- Loggers and levels -------------------------------------------------------
 
 
-async def test_logger_by_name_and_by_object(caplog: pytest.LogCaptureFixture) -> None:
+async def test_logger_by_name_and_by_object(
+    autojump_clock: MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
     """Records go to the logger given by name, by object, or by default to trio_primitives.events."""
     caplog.set_level(DEBUG)
     by_object = logging.getLogger("test_logging_observer.object")
@@ -876,6 +884,7 @@ class JsonFormatter(logging.Formatter):
 
 
 async def test_records_pass_through_a_plain_formatter(
+    autojump_clock: MockClock,
     stream_logger: tuple[logging.Logger, io.StringIO, logging.Handler],
 ) -> None:
     """A %-style format string can name the fields; the failed workflow's traceback is printed once."""
@@ -1034,7 +1043,9 @@ def global_observer() -> Iterator[LoggingObserver]:
 
 
 async def test_global_observer(
-    caplog_events: pytest.LogCaptureFixture, global_observer: LoggingObserver
+    autojump_clock: MockClock,
+    caplog_events: pytest.LogCaptureFixture,
+    global_observer: LoggingObserver,
 ) -> None:
     """Added with add_observer, it logs calls whose context has no observer of its own."""
     ctx = WorkflowContext(workflow_id="global")
