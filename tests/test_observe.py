@@ -2064,7 +2064,7 @@ async def test_user_primitive_failing_called_directly(
         await Broken().execute(1, octx)
     (end,) = of(rec.events, PrimitiveEnd)
     assert (end.name, end.outcome, end.exception, end.duration) == (
-        "test_user_primitive_failing_called_directly.<locals>.Broken",
+        "Broken",
         "error",
         error,
         2.0,

@@ -84,8 +84,9 @@ class WorkflowPrimitive(ABC, Generic[In, Out]):
 
     @property
     def _event_name(self) -> str:
-        # The name observers see (an event's ``name``, a span's name).
-        return type(self).__qualname__
+        # The name observers see (an event's ``name``, a span's name): the
+        # class's qualified name, from its innermost enclosing function on.
+        return type(self).__qualname__.rpartition("<locals>.")[2]
 
     def describe(self) -> str:
         """This workflow's graph as a text tree, annotated with its policies.

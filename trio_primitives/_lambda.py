@@ -189,7 +189,9 @@ class LambdaPrimitive(Primitive[In, Out]):
     def _event_name(self) -> str:
         name = self._name
         if name is None:  # made once, when first observed
-            name = self._name = describe_callable(self._func)
+            # "fetch", not "main.<locals>.fetch": a span's name stays short.
+            name = describe_callable(self._func).rpartition("<locals>.")[2]
+            self._name = name
         return name
 
     def __repr__(self) -> str:

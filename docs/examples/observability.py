@@ -7,7 +7,7 @@ caches it, and routes it to a parser by its kind. Two observers watch it:
 - ``CallTree``, ten lines of your own: it prints each call when it ends,
   indented under its parent, with its outcome and duration;
 - ``LoggingObserver``, whose records (with their structured ``tp_*`` fields)
-  go to the logging configuration below: here, the INFO ones, on stdout.
+  go to the ``trio_primitives.events`` logger: here, the INFO ones, on stdout.
 
 It runs on a virtual clock (``trio_primitives.testing.run_virtual``), so the
 backoff passes at once and the durations are exact. Run it with
@@ -107,9 +107,12 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(
-        stream=sys.stdout,
-        level=logging.INFO,
-        format="%(levelname)s tp_event=%(tp_event)s %(message)s",
+    # The events logger only: its records carry the tp_* fields the format names.
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        logging.Formatter("%(levelname)s tp_event=%(tp_event)s %(message)s")
     )
+    events = logging.getLogger("trio_primitives.events")
+    events.addHandler(handler)
+    events.setLevel(logging.INFO)
     run_virtual(main)
