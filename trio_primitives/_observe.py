@@ -225,7 +225,8 @@ def add_observer(observer: Observer) -> None:
     """Send the events of every call that starts from now on to *observer*.
 
     Adding an observer that is already registered does nothing. Calls
-    already running are observed only if they were when they started.
+    already running are not sent to it (it never gets an end without its
+    start); add observers between runs to see whole workflows.
 
     Raises:
         TypeError: when *observer* has no ``on_event`` method.
