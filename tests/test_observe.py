@@ -532,6 +532,21 @@ async def test_recorded_events_cannot_be_changed(
             event.extra = 1  # type: ignore[attr-defined]
 
 
+async def test_delivered_events_are_ordinary_dataclass_instances(
+    autojump_clock: MockClock, rec: Recorder, octx: WorkflowContext
+) -> None:
+    """Every delivered event equals the one its class's own constructor makes from its fields."""
+    retry = RetryPrimitive(
+        LambdaPrimitive(Flaky(ValueError("x"))), max_attempts=2, jitter=False
+    )
+    await retry.execute(1, octx)
+    assert len(rec.events) == 9  # 3 calls' starts and ends, 2 attempts, 1 backoff
+    for event in rec.events:
+        fields = {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
+        assert type(event)(**fields) == event
+        assert dataclasses.replace(event) == event
+
+
 def test_a_recorder_is_an_observer() -> None:
     """Observer is a runtime-checkable protocol: anything with on_event is one."""
     assert isinstance(Recorder(), Observer)
