@@ -21,6 +21,7 @@ from ._observe import (
     RouteChosen,
     TimeoutFired,
     WorkflowEvent,
+    name_of,
 )
 
 #: The logger a LoggingObserver writes to unless told otherwise.
@@ -105,12 +106,6 @@ def _logger_of(logger: object) -> logging.Logger:
         f"({logger!r}); {hint}"
     )
     raise TypeError(msg)
-
-
-def _name_of(primitive: object) -> str:
-    # The name that primitive's own records carry as tp_primitive.
-    name = getattr(primitive, "_event_name", None)
-    return name if isinstance(name, str) else type(primitive).__qualname__
 
 
 def _error_type(exc: BaseException) -> str:
@@ -460,7 +455,7 @@ class LoggingObserver:
         if not self._logger.isEnabledFor(level):
             return
         error = _ERRORS.repr(event.exception)
-        fallback = None if event.fallback is None else _name_of(event.fallback)
+        fallback = None if event.fallback is None else name_of(event.fallback)
         fields: dict[str, Any] = {
             "tp_fallback": fallback,
             "tp_fallback_index": event.index,
@@ -504,7 +499,7 @@ class LoggingObserver:
         fields = {
             "tp_route": route if isinstance(route, str) else shown,
             "tp_route_key": key,
-            "tp_target": None if event.target is None else _name_of(event.target),
+            "tp_target": None if event.target is None else name_of(event.target),
             "tp_default": event.default,
         }
         if event.default:

@@ -308,9 +308,7 @@ class Call:
         self.primitive = primitive
         self.context = context
         self.observers = observers
-        self.name: str = (
-            getattr(primitive, "_event_name", None) or type(primitive).__qualname__
-        )
+        self.name = name_of(primitive)
         self.call_id = next(_ids)
         if parent is None:
             self.parent_id = None
@@ -405,6 +403,12 @@ def _maker(kind: type[E]) -> Callable[..., E]:
 
 _make_start = _maker(PrimitiveStart)
 _make_end = _maker(PrimitiveEnd)
+
+
+def name_of(primitive: object) -> str:
+    """The name a primitive's calls carry in their events (a span's name)."""
+    name = getattr(primitive, "_event_name", None)
+    return name if isinstance(name, str) else type(primitive).__qualname__
 
 
 def call_of(primitive: object) -> Call | None:

@@ -105,6 +105,7 @@ from ._observe import (
     RouteChosen,
     TimeoutFired,
     WorkflowEvent,
+    name_of,
 )
 
 __all__ = ["OpenTelemetryObserver"]
@@ -331,12 +332,6 @@ def _start_attributes(event: PrimitiveStart) -> _Attributes:
     return attributes
 
 
-def _name_of(primitive: object) -> str:
-    # The name its own calls' events (and spans) carry.
-    name = getattr(primitive, "_event_name", None)
-    return name if isinstance(name, str) else type(primitive).__qualname__
-
-
 def _exception(exc: BaseException) -> _Attributes:
     return {"exception.type": type(exc).__qualname__, "exception.message": str(exc)}
 
@@ -368,7 +363,7 @@ def _fallback_taken(event: FallbackTaken) -> tuple[str, _Attributes]:
     if event.fallback is None:
         attributes[_P + "fallback.default"] = True
     else:
-        attributes[_P + "fallback.name"] = _name_of(event.fallback)
+        attributes[_P + "fallback.name"] = name_of(event.fallback)
     attributes.update(_exception(event.exception))
     return "fallback.taken", attributes
 
@@ -394,7 +389,7 @@ def _route_chosen(event: RouteChosen) -> tuple[str, _Attributes]:
         _P + "route.default": bool(event.default),
     }
     if event.target is not None:
-        attributes[_P + "route.target"] = _name_of(event.target)
+        attributes[_P + "route.target"] = name_of(event.target)
     return "route.chosen", attributes
 
 
