@@ -24,6 +24,8 @@ import inspect
 import logging
 import math
 import pickle
+import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -2382,6 +2384,33 @@ async def test_a_copied_context_keeps_its_observers_watched(
         "PrimitiveEnd",
     ]
     twin.observers = ()
+    assert Hooks.active == before
+
+
+def test_contexts_made_and_dropped_in_many_threads_leave_the_count_exact() -> None:
+    """The count of contexts with observers is exact when threads make and drop them at once (no lost update)."""
+    gc.collect()
+    before = Hooks.active
+    start = threading.Barrier(8)
+
+    def churn() -> None:
+        start.wait()
+        for _ in range(2000):
+            context = WorkflowContext(observers=[Recorder()])
+            child = context.create_child_context()
+            del context, child
+
+    threads = [threading.Thread(target=churn) for _ in range(8)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    gc.collect()
     assert Hooks.active == before
 
 
