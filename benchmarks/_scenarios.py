@@ -127,10 +127,15 @@ def _unrolled_chain(n: int) -> Sample:
     return sample
 
 
+def _chain_of(n: int) -> WorkflowPrimitive[Any, Any]:
+    """``LambdaPrimitive(noop) >> ...``, *n* steps."""
+    steps = [LambdaPrimitive(noop) for _ in range(n)]
+    return functools.reduce(operator.rshift, steps)
+
+
 def chain(n: int) -> Scenario:
     """``>>`` chain of *n* no-op steps against *n* direct awaits."""
-    steps = [LambdaPrimitive(noop) for _ in range(n)]
-    workflow: WorkflowPrimitive[Any, Any] = functools.reduce(operator.rshift, steps)
+    workflow = _chain_of(n)
     ctx = CTX
 
     async def ours(k: int) -> None:
@@ -159,8 +164,7 @@ class _NullObserver:
 
 def observed_chain(n: int) -> Scenario:
     """A ``>>`` chain of *n* no-op steps, with and without an observer attached."""
-    steps = [LambdaPrimitive(noop) for _ in range(n)]
-    workflow: WorkflowPrimitive[Any, Any] = functools.reduce(operator.rshift, steps)
+    workflow = _chain_of(n)
 
     def run(observers: list[_NullObserver]) -> Sample:
         async def sample(k: int) -> None:

@@ -143,9 +143,9 @@ class Failing(Recorder):
 @pytest.fixture(autouse=True)
 def no_global_observer_left() -> Iterator[None]:
     """Every test leaves the global observers as it found them: none."""
-    assert not _observe._GLOBAL
+    assert not _observe.GLOBAL_OBSERVERS
     yield
-    assert not _observe._GLOBAL
+    assert not _observe.GLOBAL_OBSERVERS
 
 
 @pytest.fixture

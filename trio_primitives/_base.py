@@ -15,7 +15,7 @@ import sniffio
 from ._context import WorkflowContext
 from ._errors import not_a_primitive
 from ._hooks import Hooks
-from ._observe import _GLOBAL, OWN_EXECUTE, enter, enter_own
+from ._observe import GLOBAL_OBSERVERS, OWN_EXECUTE, enter, enter_own
 
 # Marks the execute functions the engine made (never wrapped again).
 _ENGINE = "_trio_primitives_engine"
@@ -155,7 +155,9 @@ class Primitive(WorkflowPrimitive[In, Out]):
         if _sniffio_local.name == "trio":
             # Observers only: under the asyncio bridge, trio code reaches
             # this door only from a class's own execute (user code is asyncio).
-            if Hooks.active and (_GLOBAL or getattr(context, "observers", None)):
+            if Hooks.active and (
+                GLOBAL_OBSERVERS or getattr(context, "observers", None)
+            ):
                 return enter(self, input_data, context)
             return self._engine_run(input_data, context)  # type: ignore[attr-defined,no-any-return]
         from ._asyncio_bridge import execute_from_asyncio

@@ -481,7 +481,7 @@ class CircuitBreakerPrimitive(Primitive[In, Out]):
         Calls in flight keep running, but their outcomes no longer count.
         Works outside a trio run.
         """
-        self._enter(_CLOSED, None)
+        self._enter(_CLOSED)
 
     async def _run(self, input_data: In, context: WorkflowContext) -> Out:
         if self._state is not _CLOSED:
@@ -497,22 +497,20 @@ class CircuitBreakerPrimitive(Primitive[In, Out]):
             if is_async or isinstance(result, Awaitable):
                 result = await result
         except self._expected as exc:
-            self._count_failure(exc, epoch, context)
+            self._count_failure(exc, epoch)
             raise
         if self._failure_count and epoch == self._epoch:
             self._failure_count = 0
             self._last_error = None
         return result  # type: ignore[no-any-return]
 
-    def _count_failure(
-        self, exc: Exception, epoch: int, context: WorkflowContext
-    ) -> None:
+    def _count_failure(self, exc: Exception, epoch: int) -> None:
         if epoch != self._epoch:
             return  # admitted before the breaker opened or was reset
         self._last_error = exc
         self._failure_count += 1
         if self._failure_count >= self._failure_threshold:
-            self._enter(_OPEN, context)
+            self._enter(_OPEN)
 
     async def _not_closed(self, input_data: In, context: WorkflowContext) -> Out:
         # Nothing here awaits before the slot is taken: the check and the
@@ -522,7 +520,7 @@ class CircuitBreakerPrimitive(Primitive[In, Out]):
             if remaining > 0:
                 await _checkpoint_if_cancelled()  # raises, or returns without yielding
                 raise self._rejection(context, remaining) from self._last_error
-            self._enter(_HALF_OPEN, context)
+            self._enter(_HALF_OPEN)
         elif self._probing:
             await _checkpoint_if_cancelled()
             raise self._rejection(context, None) from self._last_error
@@ -534,7 +532,7 @@ class CircuitBreakerPrimitive(Primitive[In, Out]):
         except self._expected as exc:
             if epoch == self._epoch:
                 self._last_error = exc
-                self._enter(_OPEN, context)
+                self._enter(_OPEN)
             raise
         finally:
             # A cancelled or unexpectedly failing probe is neutral: it only
@@ -544,7 +542,7 @@ class CircuitBreakerPrimitive(Primitive[In, Out]):
         if epoch == self._epoch:
             self._success_count += 1
             if self._success_count >= self._success_threshold:
-                self._enter(_CLOSED, context)
+                self._enter(_CLOSED)
         return result  # type: ignore[no-any-return]
 
     def _until_half_open(self) -> float:
@@ -562,10 +560,10 @@ class CircuitBreakerPrimitive(Primitive[In, Out]):
             return remaining
         return self._half_open_at - clock.current_time()
 
-    def _enter(self, new: CircuitState, context: WorkflowContext | None) -> None:
+    def _enter(self, new: CircuitState) -> None:
         """Every state change happens here (and `reset`, where *new* may equal the old state).
 
-        *context* is the call that made the change, None for `reset`.
+        A change made by an observed call is a BreakerStateChange of that call.
         """
         old = self._state
         self._state = new

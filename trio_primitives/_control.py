@@ -154,7 +154,7 @@ class ConditionalPrimitive(Primitive[In, Out]):
     async def _run(self, input_data: In, context: WorkflowContext) -> Out:
         hooked = Hooks.active  # the asyncio bridge or observers
         func, is_async = (
-            bridge_step(self._condition_step) if hooked else self._condition_step
+            bridge_step(self._condition_step) if Hooks.guests else self._condition_step
         )
         chosen: Any = func(input_data, context)
         # A bool is never awaitable: skip the (slower) isinstance for it.
@@ -305,7 +305,9 @@ class RouterPrimitive(Primitive[In, Out]):
 
     async def _run(self, input_data: In, context: WorkflowContext) -> Out:
         hooked = Hooks.active  # the asyncio bridge or observers
-        func, is_async = bridge_step(self._router_step) if hooked else self._router_step
+        func, is_async = (
+            bridge_step(self._router_step) if Hooks.guests else self._router_step
+        )
         key: Any = func(input_data, context)
         # A str is never awaitable: skip the (slower) isinstance for it.
         if is_async or (type(key) is not str and isinstance(key, Awaitable)):

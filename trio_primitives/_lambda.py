@@ -31,7 +31,7 @@ def bridged() -> Any:
 def bridge_step(step: Step) -> Step:
     """A user callable's *step* as it must run now: as asyncio Tasks under the bridge.
 
-    Call only when ``Hooks.active`` is nonzero (the slow path).
+    Call only when ``Hooks.guests`` is nonzero (a guest run exists).
     """
     bridge = bridged()
     return step if bridge is None else bridge.asyncio_step(step)

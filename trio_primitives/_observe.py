@@ -205,7 +205,7 @@ class RouteChosen(WorkflowEvent):
 
 # --- Registration -----------------------------------------------------------
 
-_GLOBAL: list[Observer] = []
+GLOBAL_OBSERVERS: list[Observer] = []  # add_observer; read by the door in _base
 _GLOBAL_LOCK = threading.Lock()  # trio runs in several threads may share them
 
 
@@ -233,10 +233,10 @@ def add_observer(observer: Observer) -> None:
     """
     check_observer(observer, "add_observer() argument")
     with _GLOBAL_LOCK:
-        if not any(o is observer for o in _GLOBAL):
-            if not _GLOBAL:
+        if not any(o is observer for o in GLOBAL_OBSERVERS):
+            if not GLOBAL_OBSERVERS:
                 Hooks.change(1)
-            _GLOBAL.append(observer)
+            GLOBAL_OBSERVERS.append(observer)
 
 
 def remove_observer(observer: Observer) -> None:
@@ -256,10 +256,10 @@ def remove_observer(observer: Observer) -> None:
 
 def _discard_global(observer: object) -> bool:
     with _GLOBAL_LOCK:
-        for index, registered in enumerate(_GLOBAL):
+        for index, registered in enumerate(GLOBAL_OBSERVERS):
             if registered is observer:
-                del _GLOBAL[index]
-                if not _GLOBAL:
+                del GLOBAL_OBSERVERS[index]
+                if not GLOBAL_OBSERVERS:
                     Hooks.change(-1)
                 return True
     return False
@@ -268,9 +268,11 @@ def _discard_global(observer: object) -> bool:
 def observers_of(context: WorkflowContext) -> tuple[Observer, ...]:
     """The observers of a call with *context*: its own, then the global ones."""
     own: tuple[Observer, ...] = getattr(context, "observers", ())
-    if not _GLOBAL:
+    if not GLOBAL_OBSERVERS:
         return own
-    return own + tuple(o for o in _GLOBAL if not any(o is mine for mine in own))
+    return own + tuple(
+        o for o in GLOBAL_OBSERVERS if not any(o is mine for mine in own)
+    )
 
 
 # --- Calls ------------------------------------------------------------------

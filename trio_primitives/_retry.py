@@ -440,15 +440,15 @@ class RetryPrimitive(Primitive[In, Out]):
         return f"RetryPrimitive({', '.join(parts)})"
 
     async def _run(self, input_data: In, context: WorkflowContext) -> Out:
-        step = self._step
-        if Hooks.active:
-            if call_of(self) is not None:  # observed: every attempt is an event
-                return await self._retrying(input_data, context, None)  # type: ignore[no-any-return]
-            step = hooked_step(self.primitive, step, context)
-        if self._bounded:
+        # Observed, every attempt is an event: the loop below reports them.
+        if self._bounded or (Hooks.active and call_of(self) is not None):
             return await self._retrying(input_data, context, None)  # type: ignore[no-any-return]
         # The first attempt runs inline: a success costs one try block, nothing else.
-        func, is_async = step
+        func, is_async = (
+            hooked_step(self.primitive, self._step, context)
+            if Hooks.active
+            else self._step
+        )
         try:
             result = func(input_data, context)
             if is_async or isinstance(result, Awaitable):

@@ -156,13 +156,6 @@ class TimeoutPrimitive(Primitive[In, Out]):
         return await self._expired(input_data, context)
 
     async def _expired(self, input_data: In, context: WorkflowContext) -> Out:
-        msg = (
-            f"{self.primitive!r} did not finish within timeout_seconds="
-            f"{self.timeout_seconds!r} in workflow {context.workflow_id!r}; "
-            f"raise timeout_seconds or add a fallback/default to the "
-            f"TimeoutPrimitive"
-        )
-        error = PrimitiveTimeoutError(msg)
         call = call_of(self) if Hooks.active else None
         if call is not None:
             call.emit(
@@ -170,20 +163,33 @@ class TimeoutPrimitive(Primitive[In, Out]):
                 limit="timeout_seconds",
                 timeout_seconds=self.timeout_seconds,
             )
-            if self._fallback_step is not None or self.default is not _MISSING:
-                call.emit(FallbackTaken, exception=error, fallback=self.fallback)
-        if self.fallback is not None and self._fallback_step is not None:
-            del error  # not raised: no traceback to keep
-            try:
-                return await run_step(  # type: ignore[no-any-return]
-                    self.fallback, self._fallback_step, input_data, context
-                )
-            except Exception as exc:
-                exc.add_note(
-                    f"raised by the fallback of {self!r}, which ran because "
-                    f"the deadline fired in workflow {context.workflow_id!r}"
-                )
-                raise
-        if self.default is not _MISSING:
+        if self.fallback is None and self.default is _MISSING:
+            raise self._timeout_error(context)
+        if call is not None:
+            call.emit(
+                FallbackTaken,
+                exception=self._timeout_error(context),
+                fallback=self.fallback,
+            )
+        if self.fallback is None or self._fallback_step is None:
             return self.default  # type: ignore[no-any-return]
-        raise error
+        try:
+            return await run_step(  # type: ignore[no-any-return]
+                self.fallback, self._fallback_step, input_data, context
+            )
+        except Exception as exc:
+            exc.add_note(
+                f"raised by the fallback of {self!r}, which ran because "
+                f"the deadline fired in workflow {context.workflow_id!r}"
+            )
+            raise
+
+    def _timeout_error(self, context: WorkflowContext) -> PrimitiveTimeoutError:
+        # Made only when raised or reported: the message holds the reprs.
+        msg = (
+            f"{self.primitive!r} did not finish within timeout_seconds="
+            f"{self.timeout_seconds!r} in workflow {context.workflow_id!r}; "
+            f"raise timeout_seconds or add a fallback/default to the "
+            f"TimeoutPrimitive"
+        )
+        return PrimitiveTimeoutError(msg)
